@@ -1,0 +1,72 @@
+"""Request plumbing shared by the routers: the runtime, JSON bodies and authentication."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from pushgate.app import Runtime
+from pushgate.errors import Forbidden, InvalidRequest, Unauthorized
+from pushgate.store import Role
+
+# Bodies larger than this are refused: a batch of 1,000 rich audit entries fits comfortably.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+_RANK = {Role.READER: 0, Role.WRITER: 1, Role.ADMIN: 2}
+
+
+def runtime(request: Request) -> Runtime:
+    """The process runtime built at start-up."""
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+async def json_body(request: Request) -> Any:
+    """The request body parsed as JSON; a clear 400 when it is not."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
+    if not body:
+        raise InvalidRequest("body: a JSON body is required")
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise InvalidRequest(f"body: not valid JSON ({error})") from None
+
+
+async def authenticate(request: Request, rt: Runtime) -> Role:
+    """The role of the request's token (`Authorization: <token>` or `Bearer <token>`)."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        raise Unauthorized("an Authorization header with an access token is required")
+    scheme, _, rest = header.partition(" ")
+    value = rest.strip() if scheme.lower() == "bearer" and rest else header
+    admin = rt.settings.admin_token
+    if admin is not None and hmac.compare_digest(value.encode(), admin.get_secret_value().encode()):
+        return Role.ADMIN
+    token = await rt.store.tokens.find(value)
+    if token is None:
+        raise Unauthorized("the access token is not valid")
+    return token.role
+
+
+def require(role: Role) -> Any:
+    """A dependency that lets through tokens with at least `role`."""
+
+    async def check(request: Request, rt: RuntimeDep) -> Role:
+        held = await authenticate(request, rt)
+        if _RANK[held] < _RANK[role]:
+            raise Forbidden(f"this action needs a {role.value} token; yours is {held.value}")
+        return held
+
+    return Depends(check)
+
+
+Reader = require(Role.READER)
+Writer = require(Role.WRITER)
+Admin = require(Role.ADMIN)

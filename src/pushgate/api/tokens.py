@@ -1,0 +1,45 @@
+"""`/api/v2/tokens`: admin-only management of access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from pushgate.api.deps import Admin, RuntimeDep, json_body
+from pushgate.errors import InvalidRequest
+from pushgate.store import Role, TokenRow
+
+router = APIRouter(prefix="/api/v2/tokens", dependencies=[Admin])
+
+
+def _json(row: TokenRow) -> dict[str, Any]:
+    return {"_id": row.id, "name": row.name, "role": row.role.value, "creationDate": row.created_at}
+
+
+@router.get("")
+async def list_tokens(rt: RuntimeDep) -> dict[str, Any]:
+    """Every token (never its value)."""
+    return {"items": [_json(row) for row in await rt.store.tokens.all()]}
+
+
+@router.post("", status_code=201)
+async def create_token(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Create a token: body `{"name", "role"}`; the answer holds its value, shown only once."""
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+        raise InvalidRequest("name: required, a non-empty string")
+    try:
+        role = Role(body.get("role", "reader"))
+    except ValueError:
+        raise InvalidRequest("role: must be reader, writer or admin") from None
+    row, value = await rt.store.tokens.create(name=body["name"], role=role, now=rt.clock())
+    return JSONResponse({**_json(row), "token": value}, status_code=201)
+
+
+@router.delete("/{token_id}", status_code=204)
+async def revoke_token(token_id: str, rt: RuntimeDep) -> Response:
+    """Revoke a token."""
+    await rt.store.tokens.revoke(token_id)
+    return Response(status_code=204)

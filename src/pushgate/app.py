@@ -1,0 +1,120 @@
+"""The composition root: builds every part from the settings and wires API, UI and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+from fastapi import FastAPI
+
+from pushgate.clock import Clock, system_clock
+from pushgate.configurations import Services
+from pushgate.delivery.engine import Engine
+from pushgate.delivery.transport import Transport
+from pushgate.delivery.worker import Worker
+from pushgate.integrations import Catalog, default_catalog
+from pushgate.integrations.base import Endpoints
+from pushgate.sealing import load_secret_box
+from pushgate.settings import Settings
+from pushgate.store import Role, Store
+
+log = structlog.get_logger("pushgate.app")
+INITIAL_TOKEN_FILE = "initial-admin-token"
+
+
+@dataclass
+class Runtime:
+    """Everything a running pushgate process holds, built once at start-up."""
+
+    settings: Settings
+    services: Services
+    engine: Engine
+    clock: Clock
+    worker: Worker | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        """The database stores."""
+        return self.services.store
+
+    @property
+    def catalog(self) -> Catalog:
+        """The integrations this install knows."""
+        return self.services.catalog
+
+    def wake_worker(self) -> None:
+        """Tell the in-process worker that deliveries were enqueued."""
+        if self.worker is not None:
+            self.worker.wake()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, *, with_worker: bool, clock: Clock = system_clock
+) -> AsyncIterator[Runtime]:
+    """Open the database (migrated), the transport and, optionally, a running worker."""
+    store = await Store.open(settings)
+    transport = Transport(settings)
+    services = Services(default_catalog(), store, load_secret_box(settings))
+    engine = Engine(
+        transport, Endpoints(settings.endpoint_overrides), link_base_url=settings.link_base_url
+    )
+    runtime = Runtime(settings, services, engine, clock)
+    stop = asyncio.Event()
+    if with_worker:
+        runtime.worker = Worker(services, engine, settings, clock)
+        runtime.tasks.append(asyncio.create_task(runtime.worker.run(stop)))
+    try:
+        yield runtime
+    finally:
+        stop.set()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await transport.close()
+        await store.close()
+
+
+async def ensure_admin_token(runtime: Runtime) -> None:
+    """On a database with no token and no PUSHGATE_ADMIN_TOKEN, create a first admin token.
+
+    Its value goes to a 0600 file in the data directory, never to the log.
+    """
+    settings = runtime.settings
+    if settings.admin_token is not None or await runtime.store.tokens.all():
+        return
+    _, value = await runtime.store.tokens.create(
+        name="initial admin", role=Role.ADMIN, now=runtime.clock()
+    )
+    path = settings.data_dir / INITIAL_TOKEN_FILE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    log.warning("auth.initial_token_created", path=str(path.resolve()))
+
+
+def create_app(
+    settings: Settings, *, with_worker: bool = True, clock: Clock = system_clock
+) -> FastAPI:
+    """The ASGI application: JSON API under /api/v2, web UI, health and metrics."""
+    from pushgate.api import install
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(settings, with_worker=with_worker, clock=clock) as runtime:
+            await ensure_admin_token(runtime)
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(
+        title="pushgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    install(app)
+    return app

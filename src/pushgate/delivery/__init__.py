@@ -1,0 +1,1 @@
+"""Delivery: the engine (one attempt), the worker (claim loop) and the transport (HTTP)."""

@@ -1,0 +1,167 @@
+"""The one HTTP client of pushgate: pooled, time-limited, no redirects, capped bodies, SSRF-guarded.
+
+Deliveries and validation both send through `Transport.send`; nothing else builds an HTTP
+client. Every address a request would connect to is checked against the `OutboundPolicy`: by
+default only globally routable addresses, plus the CIDRs of `PUSHGATE_OUTBOUND_ALLOW`. Names are
+checked after resolution, inside the connector, so a name cannot resolve to a safe address for
+the check and to a private one for the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from pushgate.errors import BlockedTarget, TransportError
+from pushgate.integrations.base import InboundResponse, OutboundRequest
+from pushgate.settings import IPNetwork, Settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Connections kept per worker; matches the largest sensible worker concurrency.
+POOL_LIMIT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPolicy:
+    """Which addresses outbound requests may reach."""
+
+    allow: Sequence[IPNetwork] = ()
+
+    def permits(self, address: IPAddress) -> bool:
+        """Global unicast addresses always; others only inside an allowed network."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in network for network in self.allow):
+            return True
+        return address.is_global and not address.is_multicast
+
+
+class BlockedAddress(OSError):
+    """Raised inside the connector when every resolved address is refused."""
+
+
+class _GuardedResolver(AbstractResolver):
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if self._policy.permits(ipaddress.ip_address(r["host"]))]
+        if not allowed:
+            found = ", ".join(sorted({r["host"] for r in results}))
+            raise BlockedAddress(f"{host} resolves to {found}, which the outbound policy refuses")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Transport:
+    """Sends `OutboundRequest`s over one pooled aiohttp session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._policy = OutboundPolicy(settings.outbound_allow)
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
+        self._body_limit = settings.response_body_limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=POOL_LIMIT, resolver=_GuardedResolver(self._policy), ttl_dns_cache=60
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: OutboundRequest) -> InboundResponse:
+        """Send one request. Raises `TransportError` (no answer) or `BlockedTarget` (refused)."""
+        self._check_literal_address(request.url)
+        options: dict[str, Any] = {"allow_redirects": False}
+        if not request.verify_tls:
+            options["ssl"] = False
+        try:
+            async with self._client().request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body or None,
+                params=list(request.params) or None,
+                **options,
+            ) as response:
+                body = await response.content.read(self._body_limit + 1)
+                truncated = len(body) > self._body_limit
+                return InboundResponse(
+                    status=response.status,
+                    headers=dict(response.headers.items()),
+                    body=body[: self._body_limit],
+                    truncated=truncated,
+                )
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error.os_error, BlockedAddress):
+                raise BlockedTarget(str(error.os_error), hint=_BLOCKED_HINT) from None
+            raise TransportError(_describe(error), hint=_connect_hint(error)) from None
+        except TimeoutError:
+            raise TransportError(
+                f"timed out after {self._timeout.total:g}s",
+                hint="The receiver did not answer in time (PUSHGATE_REQUEST_TIMEOUT).",
+            ) from None
+        except (aiohttp.ClientError, ssl.SSLError, asyncio.IncompleteReadError) as error:
+            raise TransportError(_describe(error)) from None
+
+    def _check_literal_address(self, url: str) -> None:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            raise BlockedTarget(f"{url!r} is not a valid URL") from None
+        if host is None:
+            raise BlockedTarget(f"{url!r} has no host")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: checked by the resolver after resolution
+        if not self._policy.permits(address):
+            raise BlockedTarget(
+                f"{host} is a private, loopback, link-local or reserved address",
+                hint=_BLOCKED_HINT,
+            )
+
+
+_BLOCKED_HINT = (
+    "Outbound requests to private networks are refused; an operator can allow a network "
+    "with PUSHGATE_OUTBOUND_ALLOW."
+)
+
+
+def _describe(error: BaseException) -> str:
+    kind = type(error).__name__
+    text = str(error).strip()
+    return f"{kind}: {text}" if text else kind
+
+
+def _connect_hint(error: aiohttp.ClientConnectorError) -> str:
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "The host name did not resolve: check the URL."
+    if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "TLS failed: check the certificate of the receiver."
+    return "Could not connect: check the URL and that the receiver is up."

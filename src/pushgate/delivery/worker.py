@@ -1,0 +1,243 @@
+"""The worker: claim due deliveries in batches, attempt them concurrently, record in batches.
+
+    claim_due (lease) ─► attempt (N in flight) ─► outcomes buffer ─► record (one transaction)
+
+A delivery stays leased, never removed, while in flight: a worker that dies leaves leases that
+expire and are claimed again (at-least-once). On stop, the worker claims nothing more, lets
+in-flight attempts finish within the grace period, records them and releases the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from pushgate.clock import Clock
+from pushgate.configurations import Services, open_config
+from pushgate.delivery.engine import Engine
+from pushgate.errors import DeliveryError
+from pushgate.integrations.base import Integration, IntegrationConfig
+from pushgate.metrics import ATTEMPTS
+from pushgate.retry import RetryAction, RetryPolicy
+from pushgate.settings import Settings
+from pushgate.store import Claimed, DeliveryState, Failure, Result
+
+log = structlog.get_logger("pushgate.delivery")
+
+# Record outcomes at least this often (seconds) while attempts keep finishing one by one.
+FLUSH_INTERVAL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    version: int
+    on: bool
+    integration: Integration[Any]
+    config: IntegrationConfig
+
+
+def default_owner() -> str:
+    """A lease owner name that says which process holds a delivery."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    """Delivers due deliveries until stopped (`run`) or until none is due (`run_until_idle`)."""
+
+    def __init__(
+        self,
+        services: Services,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        *,
+        owner: str | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._services = services
+        self._store = services.store
+        self._engine = engine
+        self._clock = clock
+        self._owner = owner or default_owner()
+        self._retry = RetryPolicy(settings.retry_schedule, settings.retry_jitter)
+        self._rand = rand or random.random
+        self._concurrency = settings.worker_concurrency
+        self._batch = settings.claim_batch_size
+        self._lease_ms = int(settings.lease_seconds * 1000)
+        self._poll = settings.poll_interval
+        self._grace = settings.shutdown_grace
+        self._targets: dict[str, _Target] = {}
+        self._inflight: dict[asyncio.Task[None], Claimed] = {}
+        self._outcomes: list[Result] = []
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tell the worker new deliveries may be due (called after events are enqueued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then shut down gracefully."""
+        log.info("worker.started", owner=self._owner, concurrency=self._concurrency)
+        try:
+            while not stop.is_set():
+                claimed = await self._fill()
+                if self._inflight:
+                    await self._settle()
+                elif not claimed:
+                    await self._flush()
+                    await self._idle(stop)
+        finally:
+            await self._drain()
+            log.info("worker.stopped", owner=self._owner)
+
+    async def run_until_idle(self) -> int:
+        """Deliver until nothing is due at the clock's current time; returns attempts made."""
+        attempts = 0
+        while True:
+            claimed = await self._fill()
+            attempts += claimed
+            if self._inflight:
+                await self._settle()
+            elif not claimed:
+                await self._flush()
+                return attempts
+
+    async def _fill(self) -> int:
+        """Claim as many due deliveries as there is room for; start their attempts."""
+        room = self._concurrency - len(self._inflight)
+        # Claiming a handful at a time costs a transaction each; wait until a useful batch fits.
+        if room < min(self._batch, self._concurrency) // 4 or room <= 0:
+            return 0
+        claimed = await self._store.deliveries.claim_due(
+            owner=self._owner,
+            now=self._clock(),
+            limit=min(room, self._batch),
+            lease_ms=self._lease_ms,
+        )
+        if not claimed:
+            return 0
+        await self._load_targets({c.configuration_id for c in claimed})
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt(delivery))
+            self._inflight[task] = delivery
+        return len(claimed)
+
+    async def _settle(self) -> None:
+        """Wait for some attempts to finish; record when enough outcomes have gathered."""
+        done, _ = await asyncio.wait(
+            self._inflight, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            del self._inflight[task]
+            task.result()
+        if len(self._outcomes) >= self._batch or not done or not self._inflight:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._outcomes:
+            outcomes, self._outcomes = self._outcomes, []
+            await self._store.deliveries.record(outcomes)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _drain(self) -> None:
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=self._grace)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+            unfinished = [self._inflight[task].id for task in pending]
+            self._inflight.clear()
+            await self._flush()
+            await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
+        await self._flush()
+
+    async def _load_targets(self, configuration_ids: set[str]) -> None:
+        rows = await self._services.store.configurations.load(configuration_ids)
+        for configuration_id in configuration_ids - rows.keys():
+            self._targets.pop(configuration_id, None)
+        for row in rows.values():
+            known = self._targets.get(row.id)
+            if known is None or known.version != row.version:
+                integration = self._services.catalog.get(row.integration_key)
+                self._targets[row.id] = _Target(
+                    row.version, row.on, integration, open_config(self._services, row)
+                )
+
+    async def _attempt(self, delivery: Claimed) -> None:
+        target = self._targets.get(delivery.configuration_id)
+        bound = log.bind(
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            configuration_id=delivery.configuration_id,
+            attempt=delivery.attempt,
+        )
+        if target is None or not target.on:
+            self._outcomes.append(self._result(delivery, DeliveryState.CANCELLED))
+            bound.info("delivery.cancelled", reason="configuration turned off or deleted")
+            return
+        failure = await self._engine.attempt(target.integration, target.config, delivery.payload)
+        integration = target.integration.key
+        if failure is None:
+            ATTEMPTS.labels(integration, "success").inc()
+            self._outcomes.append(self._result(delivery, DeliveryState.SUCCEEDED))
+            bound.debug("delivery.succeeded", integration=integration)
+            return
+        self._record_failure(delivery, failure, integration, bound.bind(integration=integration))
+
+    def _record_failure(
+        self, delivery: Claimed, failure: DeliveryError, integration: str, bound: Any
+    ) -> None:
+        decision = self._retry.decide(failure, delivery.attempt, self._rand)
+        retrying = decision.action is RetryAction.RETRY
+        ATTEMPTS.labels(integration, "retry" if retrying else "failed").inc()
+        now = self._clock()
+        record = Failure(
+            status_code=failure.status_code,
+            response_body=failure.response_body,
+            error=None if failure.status_code is not None else failure.description,
+            hint=failure.hint,
+        )
+        self._outcomes.append(
+            Result(
+                delivery.id,
+                delivery.configuration_id,
+                delivery.event_id,
+                delivery.attempt,
+                now,
+                DeliveryState.PENDING if retrying else DeliveryState.FAILED,
+                next_at=now + int(decision.delay * 1000) if retrying else None,
+                failure=record,
+            )
+        )
+        bound.warning(
+            "delivery.retry_scheduled" if retrying else "delivery.failed",
+            status_code=failure.status_code,
+            error=failure.description,
+            reason=decision.reason,
+            retry_in_s=round(decision.delay, 3) if retrying else None,
+        )
+
+    def _result(self, delivery: Claimed, state: DeliveryState) -> Result:
+        return Result(
+            delivery.id,
+            delivery.configuration_id,
+            delivery.event_id,
+            delivery.attempt,
+            self._clock(),
+            state,
+        )

@@ -1,0 +1,433 @@
+"""Events: validate an incoming audit-log entry and derive the context every adapter renders from.
+
+An event is a LaunchDarkly-style audit-log entry. Only `accesses` (`[{action, resource}]`) decides
+routing; `parse_entry` checks the types of the fields pushgate knows, fills `_id`, `date` and
+`kind` when they are missing and keeps every other key unchanged. `build_context` turns an
+accepted entry into an `EventContext`: timestamps in several units, title and details as plain
+text, markdown and HTML, the project and environment named by the first access's resource, and an
+absolute link to the change. Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, NamedTuple, NoReturn
+from urllib.parse import urlsplit
+
+from pushgate.errors import InvalidRequest
+from pushgate.policy import Access
+
+# One POST is committed in one transaction and held in memory whole; this keeps both bounded.
+MAX_BATCH = 1000
+VALIDATION_EVENT_ID_PREFIX = "pushgate-validation-"
+
+# LaunchDarkly ids are 24 hex characters; generated ids look the same (12 random bytes).
+_ID_BYTES = 12
+# 16 hex characters: two validation events never share an id in practice.
+_VALIDATION_ID_BYTES = 8
+# 9999-12-31T23:59:59.999Z: a later `date` cannot be written as RFC 3339 by `datetime`.
+_MAX_DATE_MS = 253_402_300_799_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# LaunchDarkly spells these resource types out when it names an entry's kind.
+_KIND_OF_TYPE = {"proj": "project", "env": "environment", "acct": "account"}
+_STRING_FIELDS = ("title", "titleVerb", "name", "description", "shortDescription", "comment")
+_MEMBER_FIELDS = ("email", "firstName", "lastName")
+_OBJECT_FIELDS = ("target", "_links")
+_NAMED_FIELDS = ("project", "environment")
+# A link to the change must open a page; links inside a title may also write to someone.
+_PAGE_SCHEMES = frozenset({"http", "https"})
+_TITLE_LINK_SCHEMES = _PAGE_SCHEMES | {"mailto"}
+
+# Inline markdown, enough for LaunchDarkly titles and descriptions: escapes, `code`, [links](x),
+# **strong**, *em* and _em_ (not inside words, so `new_checkout_flag` stays as it is).
+_INLINE = re.compile(
+    r"\\(?P<escaped>[\\`*_\[\]])"
+    r"|`(?P<code>[^`\n]+)`"
+    r"|\[(?P<label>(?:\\.|[^\]\\\n])*)\]\((?P<href>[^)\s]*)\)"
+    r"|\*\*(?P<strong>[^*\s](?:[^*\n]*[^*\s])?)\*\*"
+    r"|(?<![\w*])\*(?P<em_star>[^*\s](?:[^*\n]*[^*\s])?)\*(?![\w*])"
+    r"|(?<![\w_])_(?P<em_under>[^_\s](?:[^_\n]*[^_\s])?)_(?![\w_])"
+)
+_WRAPPERS = (("strong", "strong"), ("em_star", "em"), ("em_under", "em"))
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]])")
+_LIST_MARKER = re.compile(r"^([ \t]*)[*+-][ \t]+", re.MULTILINE)
+_HEADING = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)
+
+
+def parse_entry(raw: object, *, where: str = "body", now_ms: int) -> dict[str, Any]:
+    """Validate one audit-log entry and return it normalised, as a new dict.
+
+    `_id` becomes a non-empty string (24 random hex characters when absent), `date` integer Unix
+    milliseconds (`now_ms` when absent), `kind` a string (from the first access's resource when
+    absent) and `accesses` a list of `{action, resource}` objects. Known optional fields must have
+    their types; unknown keys are kept. `InvalidRequest` names the place, starting with `where`.
+    """
+    if not isinstance(raw, dict):
+        _fail(where, "must be an object")
+    entry: dict[str, Any] = dict(raw)
+    entry["_id"] = _parse_id(raw.get("_id"), f"{where}._id")
+    entry["date"] = _parse_date(raw.get("date"), f"{where}.date", now_ms)
+    entry["accesses"] = accesses = _parse_accesses(raw.get("accesses"), f"{where}.accesses")
+    kind = raw.get("kind")
+    if kind is None:
+        entry["kind"] = _default_kind(accesses[0]["resource"] if accesses else None)
+    elif not isinstance(kind, str) or not kind:
+        _fail(f"{where}.kind", "must be a non-empty string")
+    for field in _STRING_FIELDS:
+        _check_optional_str(raw.get(field), f"{where}.{field}")
+    for field in (*_OBJECT_FIELDS, "member", *_NAMED_FIELDS):
+        if raw.get(field) is not None and not isinstance(raw[field], dict):
+            _fail(f"{where}.{field}", "must be an object")
+    for field in _MEMBER_FIELDS:
+        _check_optional_str((raw.get("member") or {}).get(field), f"{where}.member.{field}")
+    for named in _NAMED_FIELDS:
+        for field in ("key", "name"):
+            _check_optional_str((raw.get(named) or {}).get(field), f"{where}.{named}.{field}")
+    tags = raw.get("tags")
+    if tags is not None and not isinstance(tags, list):
+        _fail(f"{where}.tags", "must be a list of strings")
+    for index, tag in enumerate(tags or []):
+        if not isinstance(tag, str):
+            _fail(f"{where}.tags[{index}]", "must be a string")
+    return entry
+
+
+def parse_batch(raw: object, *, now_ms: int) -> list[dict[str, Any]]:
+    """Validate a POSTed body: one entry, or `{"items": [entry, ...]}` with 1..MAX_BATCH entries.
+
+    Places in errors are `body` for a single entry and `items[i]` in a batch. When several entries
+    of a batch share an `_id`, the first is kept.
+    """
+    if not isinstance(raw, dict) or "items" not in raw:
+        return [parse_entry(raw, where="body", now_ms=now_ms)]
+    items = raw["items"]
+    if not isinstance(items, list):
+        _fail("body.items", "must be a list of entries")
+    if not 1 <= len(items) <= MAX_BATCH:
+        _fail("body.items", f"must hold 1 to {MAX_BATCH} entries, not {len(items)}")
+    entries: dict[str, dict[str, Any]] = {}
+    for index, item in enumerate(items):
+        entry = parse_entry(item, where=f"items[{index}]", now_ms=now_ms)
+        entries.setdefault(entry["_id"], entry)
+    return list(entries.values())
+
+
+def accesses_of(entry: Mapping[str, Any]) -> list[Access]:
+    """The `(action, resource)` pairs of an accepted entry, for policy matching."""
+    return [Access(access["action"], access["resource"]) for access in entry["accesses"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """The person who made the change, as far as the entry tells."""
+
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+
+    @property
+    def display_name(self) -> str:
+        """First and last name, else whichever is set, else the email, else "Someone"."""
+        names = " ".join(name for name in (self.first_name, self.last_name) if name)
+        return names or self.email or "Someone"
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The environment named by the event's resource, with its tags from the specifier."""
+
+    key: str
+    name: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """The project named by the event's resource, and its environment when the resource has one."""
+
+    key: str
+    name: str
+    tags: tuple[str, ...]
+    environment: Environment | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What adapters render an event from; `payload` is the accepted entry itself."""
+
+    id: str
+    date_ms: int
+    kind: str
+    key: str | None
+    name: str
+    action: str | None
+    actions: tuple[str, ...]
+    resource: str | None
+    member: Member | None
+    comment: str | None
+    title: str
+    title_markdown: str
+    title_html: str
+    details: str
+    details_markdown: str
+    project: Project | None
+    url: str | None
+    tags: tuple[str, ...]
+    payload: Mapping[str, Any]
+
+    @property
+    def date_s(self) -> float:
+        """The event time in Unix seconds, with the milliseconds as a fraction."""
+        return self.date_ms / 1000
+
+    @property
+    def rfc3339(self) -> str:
+        """The event time in UTC with millisecond precision: `2023-11-14T22:13:20.000Z`."""
+        moment = _EPOCH + timedelta(milliseconds=self.date_ms)
+        return f"{moment:%Y-%m-%dT%H:%M:%S}.{self.date_ms % 1000:03d}Z"
+
+    @property
+    def environment(self) -> Environment | None:
+        """The environment of the changed resource, when it has one."""
+        return self.project.environment if self.project else None
+
+
+def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None) -> EventContext:
+    """Derive the template context of an entry that `parse_entry` accepted; never raises.
+
+    `link_base_url` (e.g. `https://app.launchdarkly.com`) makes relative links absolute; without
+    it a relative `_links.site.href` gives no `url`.
+    """
+    accesses = [access for access in _list(entry.get("accesses")) if isinstance(access, Mapping)]
+    resource = _str(accesses[0].get("resource")) if accesses else None
+    segments = _segments(resource) if resource else []
+    last = segments[-1] if segments else None
+    actions = tuple(dict.fromkeys(a for a in (_str(x.get("action")) for x in accesses) if a))
+    kind = _str(entry.get("kind")) or _default_kind(resource)
+    key = last.key if last else None
+    target = entry.get("target")
+    target_name = _str(target.get("name")) if isinstance(target, Mapping) else None
+    name = _str(entry.get("name")) or target_name or key or kind
+    member = _member(entry.get("member"))
+    project = _project(segments, entry)
+    url = _site_url(entry.get("_links"), link_base_url)
+
+    title_markdown = _str(entry.get("title"))
+    if not title_markdown:
+        verb = _str(entry.get("titleVerb")) or (actions[0] if actions else "changed")
+        environment = project.environment if project else None
+        title_markdown = " ".join(
+            _escape_markdown(part) for part in (member.display_name if member else "Someone", verb)
+        )
+        title_markdown += " " + _markdown_link(name, url)
+        if environment and last and last.type != "env":
+            title_markdown += f" in {_escape_markdown(environment.name)}"
+    details_markdown = _str(entry.get("description")) or _str(entry.get("shortDescription")) or ""
+    plain_details = _LIST_MARKER.sub(r"\1- ", _HEADING.sub("", details_markdown))
+    return EventContext(
+        id=_str(entry.get("_id")) or "",
+        date_ms=entry["date"] if isinstance(entry.get("date"), int) else 0,
+        kind=kind,
+        key=key,
+        name=name,
+        action=actions[0] if actions else None,
+        actions=actions,
+        resource=_without_tags(resource) if resource else None,
+        member=member,
+        comment=_str(entry.get("comment")),
+        title=_render(title_markdown, as_html=False, link_base_url=link_base_url),
+        title_markdown=title_markdown,
+        title_html=_render(title_markdown, as_html=True, link_base_url=link_base_url),
+        details=_render(plain_details, as_html=False, link_base_url=link_base_url),
+        details_markdown=details_markdown,
+        project=project,
+        url=url,
+        tags=tuple(tag for tag in _list(entry.get("tags")) if isinstance(tag, str)),
+        payload=MappingProxyType(dict(entry)),
+    )
+
+
+def validation_entry(now_ms: int) -> dict[str, Any]:
+    """The synthetic event that "Validate connection" sends; its `_id` is new on every call."""
+    return {
+        "_id": VALIDATION_EVENT_ID_PREFIX + secrets.token_hex(_VALIDATION_ID_BYTES),
+        "date": now_ms,
+        "kind": "flag",
+        "name": "pushgate connection test",
+        "title": "pushgate connection test",
+        "titleVerb": "sent a",
+        "member": {"firstName": "pushgate"},
+        "comment": "A test event sent by pushgate to validate this connection; it can be ignored.",
+        "accesses": [
+            {
+                "action": "validateConnection",
+                "resource": "proj/pushgate:env/test:flag/pushgate-connection-test",
+            }
+        ],
+    }
+
+
+class _Segment(NamedTuple):
+    type: str
+    key: str | None
+    tags: tuple[str, ...]
+
+
+def _fail(where: str, problem: str) -> NoReturn:
+    raise InvalidRequest(f"{where}: {problem}")
+
+
+def _parse_id(raw: object, where: str) -> str:
+    if raw is None:
+        return secrets.token_hex(_ID_BYTES)
+    if not isinstance(raw, str) or not raw:
+        _fail(where, "must be a non-empty string")
+    return raw
+
+
+def _parse_date(raw: object, where: str, now_ms: int) -> int:
+    if raw is None:
+        return now_ms
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        _fail(where, "must be an integer (Unix milliseconds)")
+    if not 0 <= raw <= _MAX_DATE_MS:
+        _fail(where, f"must be between 0 and {_MAX_DATE_MS} (Unix milliseconds)")
+    return raw
+
+
+def _parse_accesses(raw: object, where: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        _fail(where, "must be a list of {action, resource} objects")
+    accesses = []
+    for index, access in enumerate(raw):
+        if not isinstance(access, dict):
+            _fail(f"{where}[{index}]", "must be an object with action and resource")
+        for field in ("action", "resource"):
+            if not isinstance(access.get(field), str):
+                _fail(f"{where}[{index}].{field}", "must be a string")
+            if not access[field]:
+                _fail(f"{where}[{index}].{field}", "must not be empty")
+        accesses.append(dict(access))
+    return accesses
+
+
+def _check_optional_str(value: object, where: str) -> None:
+    if value is not None and not isinstance(value, str):
+        _fail(where, "must be a string")
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _segments(resource: str) -> list[_Segment]:
+    """Split `proj/web;mobile:env/production` into typed segments; total on any string."""
+    segments = []
+    for part in resource.split(":"):
+        body, _, tags = part.partition(";")
+        type_, _, key = body.partition("/")
+        segments.append(_Segment(type_, key or None, tuple(tag for tag in tags.split(",") if tag)))
+    return segments
+
+
+def _without_tags(resource: str) -> str:
+    return ":".join(part.partition(";")[0] for part in resource.split(":"))
+
+
+def _default_kind(resource: str | None) -> str:
+    type_ = _segments(resource)[-1].type if resource else ""
+    return _KIND_OF_TYPE.get(type_, type_) or "unknown"
+
+
+def _member(raw: object) -> Member | None:
+    if not isinstance(raw, Mapping):
+        return None
+    email, first, last = (_str(raw.get(field)) for field in _MEMBER_FIELDS)
+    return Member(email=email, first_name=first, last_name=last)
+
+
+def _project(segments: list[_Segment], entry: Mapping[str, Any]) -> Project | None:
+    """The resource's project and environment, named by the entry's objects when keys agree."""
+    found = {segment.type: segment for segment in segments if segment.key}
+    proj, env = found.get("proj"), found.get("env")
+    if proj is None or proj.key is None:
+        return None
+    environment = None
+    if env is not None and env.key is not None:
+        environment = Environment(env.key, _name_of(entry.get("environment"), env.key), env.tags)
+    return Project(proj.key, _name_of(entry.get("project"), proj.key), proj.tags, environment)
+
+
+def _name_of(named: object, key: str) -> str:
+    if isinstance(named, Mapping) and _str(named.get("key")) in (None, key):
+        return _str(named.get("name")) or key
+    return key
+
+
+def _site_url(links: object, link_base_url: str | None) -> str | None:
+    site = links.get("site") if isinstance(links, Mapping) else None
+    href = _str(site.get("href")) if isinstance(site, Mapping) else None
+    return _absolute_url(href, link_base_url, _PAGE_SCHEMES)
+
+
+def _absolute_url(href: str | None, base: str | None, schemes: frozenset[str]) -> str | None:
+    """`href` when its scheme is allowed, joined to `base` when relative, else None."""
+    if not href:
+        return None
+    try:
+        scheme = urlsplit(href).scheme.lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    if not scheme:
+        return f"{base.rstrip('/')}/{href.lstrip('/')}" if base else None
+    return href if scheme in schemes else None
+
+
+def _escape_markdown(text: str) -> str:
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def _markdown_link(text: str, url: str | None) -> str:
+    if url is None:
+        return _escape_markdown(text)
+    return f"[{_escape_markdown(text)}]({url.replace(' ', '%20').replace(')', '%29')})"
+
+
+def _render(markdown: str, *, as_html: bool, link_base_url: str | None) -> str:
+    """Inline markdown as plain text (markup dropped) or as HTML (every piece escaped)."""
+    escape: Callable[[str], str] = html.escape if as_html else str
+    pieces = []
+    position = 0
+    for match in _INLINE.finditer(markdown):
+        pieces.append(escape(markdown[position : match.start()]))
+        pieces.append(_render_match(match, as_html=as_html, link_base_url=link_base_url))
+        position = match.end()
+    pieces.append(escape(markdown[position:]))
+    return "".join(pieces)
+
+
+def _render_match(match: re.Match[str], *, as_html: bool, link_base_url: str | None) -> str:
+    if (char := match["escaped"]) is not None:
+        return html.escape(char) if as_html else char
+    if (code := match["code"]) is not None:
+        return f"<code>{html.escape(code)}</code>" if as_html else code
+    if (label := match["label"]) is not None:
+        text = _render(label, as_html=as_html, link_base_url=link_base_url)
+        href = _absolute_url(match["href"], link_base_url, _TITLE_LINK_SCHEMES)
+        return f'<a href="{html.escape(href)}">{text}</a>' if as_html and href else text
+    for group, tag in _WRAPPERS:
+        if (inner := match[group]) is not None:
+            text = _render(inner, as_html=as_html, link_base_url=link_base_url)
+            return f"<{tag}>{text}</{tag}>" if as_html else text
+    return match[0]  # unreachable: every alternative of _INLINE is handled above

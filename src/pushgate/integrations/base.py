@@ -1,0 +1,272 @@
+"""The shape every integration has: a typed config model and a sans-I/O adapter.
+
+An adapter turns (event context, config) into an `OutboundRequest` and judges an
+`InboundResponse`; it never does I/O itself. The delivery engine and validation own sending,
+through the one transport. Adding an integration is one module in this package plus tests.
+
+Config models declare the form: field aliases are LaunchDarkly's config keys, `title` is the
+label, `description` the help text, `json_schema_extra` may carry `placeholder`, and fields typed
+`SecretStr` are secrets (encrypted at rest, masked in every answer).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
+from pushgate.events import EventContext
+
+USER_AGENT = "pushgate/0.1 (+https://github.com/pushgate/pushgate)"
+JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+# What a masked secret looks like in answers; sent back unchanged it means "keep the stored one".
+SECRET_MASK = "********"
+# Statuses worth another attempt: timeout, too many requests, and every server error.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    """One HTTP request an adapter wants sent."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    params: Sequence[tuple[str, str]] = ()
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResponse:
+    """What came back: status, headers and a body capped at the configured size."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    truncated: bool = False
+
+    def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds asked by a `Retry-After` header in delta-seconds form, if any."""
+        value = self.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            return _retry_after_date(value)
+
+
+def _retry_after_date(value: str) -> float | None:
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Vendor base URLs, with the operator's `PUSHGATE_ENDPOINT_OVERRIDES` applied."""
+
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def base_url(self, key: str, default: str) -> str:
+        """The base URL for integration `key`: the override when one is set, else `default`."""
+        return self.overrides.get(key, default).rstrip("/")
+
+
+class IntegrationConfig(BaseModel):
+    """Base of every config model: unknown fields are refused, LaunchDarkly keys are aliases."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+C = TypeVar("C", bound=IntegrationConfig)
+
+
+class Integration(abc.ABC, Generic[C]):
+    """A catalog entry: its identity, its config model and its sans-I/O adapter."""
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    description: ClassVar[str]
+    config_model: type[C]
+    # Shown with 401/403 answers: which field of the form to check.
+    auth_hint: ClassVar[str] = "The receiver rejected the credentials: check them."
+
+    @abc.abstractmethod
+    def build_request(
+        self, event: EventContext, config: C, endpoints: Endpoints
+    ) -> OutboundRequest:
+        """Render `event` into this tool's API request."""
+
+    def classify(self, response: InboundResponse) -> None:
+        """Return when the response means success; raise a `DeliveryError` subclass otherwise."""
+        classify_status(response, auth_hint=self.auth_hint)
+
+    # --- the config form -----------------------------------------------------------------
+
+    def parse_config(self, raw: object, *, stored: C | None = None) -> C:
+        """Validate a config body; masked secrets keep the `stored` value. 400 names the field."""
+        if not isinstance(raw, Mapping):
+            raise InvalidRequest("config: must be an object")
+        values = dict(raw)
+        for name in secret_fields(self.config_model):
+            if values.get(name) == SECRET_MASK:
+                if stored is None:
+                    raise InvalidRequest(f"config.{name}: enter the secret value")
+                values[name] = getattr(stored, _attribute(self.config_model, name))
+        try:
+            return self.config_model.model_validate(values)
+        except ValidationError as error:
+            raise InvalidRequest(_describe(error, prefix="config")) from None
+
+    def dump_config(self, config: C, *, mask: bool) -> dict[str, Any]:
+        """The config as LaunchDarkly JSON, defaults filled in; secrets masked or revealed."""
+        out: dict[str, Any] = {}
+        for name, value in config.model_dump(by_alias=True, mode="python").items():
+            if isinstance(value, SecretStr):
+                out[name] = SECRET_MASK if mask else value.get_secret_value()
+            elif isinstance(value, enum.Enum):
+                out[name] = value.value
+            elif value is not None:
+                out[name] = value
+        return out
+
+    def form(self) -> list[dict[str, Any]]:
+        """The form fields of this integration, for the manifest endpoint and the web form."""
+        return form_fields(self.config_model)
+
+
+def check_http_url(value: str) -> str:
+    """Field validator: an absolute http(s) URL with a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+def classify_status(response: InboundResponse, *, auth_hint: str) -> None:
+    """The common reading of an HTTP status: 2xx succeeds; 408/429/5xx retry; the rest is final."""
+    status = response.status
+    if 200 <= status < 300:
+        return
+    body = response.text()
+    description = f"HTTP {status}"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        raise RetryableDeliveryError(
+            description,
+            status_code=status,
+            response_body=body,
+            retry_after=response.retry_after,
+            hint="The receiver is busy or failing; pushgate retries on its schedule.",
+        )
+    hint = {
+        401: auth_hint,
+        403: auth_hint,
+        404: "The receiver does not know this address: check the URL.",
+        413: "The receiver refused the payload as too large.",
+    }.get(status)
+    if 300 <= status < 400:
+        hint = "Redirects are not followed: configure the final URL."
+    raise PermanentDeliveryError(description, status_code=status, response_body=body, hint=hint)
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    """Config keys (aliases) whose values are secrets."""
+    return [
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if _unwrap(info.annotation)[0] is SecretStr
+    ]
+
+
+def _attribute(model: type[BaseModel], key: str) -> str:
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return name
+    return key
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The type inside `X | None`, and whether None was allowed."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def form_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """Describe each field: key, label, type, required, secret, default, choices, help text."""
+    fields = []
+    for name, info in model.model_fields.items():
+        kind, _ = _unwrap(info.annotation)
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        entry: dict[str, Any] = {
+            "key": info.alias or name,
+            "label": info.title or name,
+            "type": "string",
+            "required": info.is_required(),
+            "secret": kind is SecretStr,
+        }
+        if info.description:
+            entry["description"] = info.description
+        if "placeholder" in extra:
+            entry["placeholder"] = extra["placeholder"]
+        if kind is bool:
+            entry["type"] = "boolean"
+        elif kind in (int, float):
+            entry["type"] = "number"
+        elif typing.get_origin(kind) is Literal:
+            entry["type"] = "enum"
+            entry["choices"] = list(typing.get_args(kind))
+        elif isinstance(kind, type) and issubclass(kind, enum.Enum):
+            entry["type"] = "enum"
+            entry["choices"] = [member.value for member in kind]
+        elif typing.get_origin(kind) is dict:
+            entry["type"] = "map"
+        elif "format" in extra:
+            entry["type"] = extra["format"]
+        if not info.is_required() and kind is not SecretStr:
+            default = info.get_default(call_default_factory=True)
+            if default is not None:
+                entry["default"] = default.value if isinstance(default, enum.Enum) else default
+        fields.append(entry)
+    return fields
+
+
+def _describe(error: ValidationError, *, prefix: str) -> str:
+    """One line per problem, each naming the field: `config.apiKey: Field required`."""
+    parts = []
+    for problem in error.errors():
+        place = ".".join(str(piece) for piece in (prefix, *problem["loc"]))
+        message = "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"]
+        parts.append(f"{place}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,44 @@
+"""Structured logging: structlog events with stable names, one JSON or console line each."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
+    """Set up structlog (and the standard logging of libraries) at `level`.
+
+    JSON lines when the output is not a terminal (log collectors), readable lines otherwise.
+    """
+    numeric = LEVELS.get(level.lower(), logging.INFO)
+    as_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(
+        level=max(numeric, logging.INFO),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )

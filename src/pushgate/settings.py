@@ -1,0 +1,175 @@
+"""Settings: one class, read from `PUSHGATE_*` environment variables, validated at start-up.
+
+Built once by the entry point (`Settings()`) and passed down; nothing reads the environment
+after that. docs/settings.md lists every setting with its default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of a pushgate process. Environment variable = `PUSHGATE_` + field name."""
+
+    model_config = SettingsConfigDict(env_prefix="PUSHGATE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Directory for the SQLite database and the generated secret key file.",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL. Empty: SQLite at <data_dir>/pushgate.db. `sqlite:///…` and "
+            "`postgresql://…` are mapped to their async drivers (aiosqlite, asyncpg)."
+        ),
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that encrypts configuration secrets at rest (any string of 32+ characters). "
+            "Empty: a key file <data_dir>/secret.key is created with mode 0600. Every process "
+            "that shares a database must share this key."
+        ),
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="A token value accepted as an admin token (bootstrap, automation).",
+    )
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        description=(
+            "Delays in seconds before each retry of a failed delivery, comma-separated. A delivery "
+            "gets 1 + len(schedule) attempts, then it is given up."
+        ),
+    )
+    retry_jitter: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Each retry delay is scaled by a random factor 1±jitter.",
+    )
+    request_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one HTTP attempt may take, connect to last byte."
+    )
+    outbound_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated CIDRs that outbound requests may reach even though they are private, "
+            "loopback, link-local or reserved (e.g. `127.0.0.1/32,10.20.0.0/16`)."
+        ),
+    )
+    endpoint_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object: integration key -> base URL that replaces the vendor host, e.g. "
+            '`{"datadog": "http://127.0.0.1:9000"}` (egress proxy, air-gapped mirror, tests).'
+        ),
+    )
+    worker_concurrency: int = Field(
+        default=64, ge=1, le=4096, description="HTTP attempts in flight per worker process."
+    )
+    claim_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Deliveries claimed and completed per transaction."
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed delivery belongs to a worker before another may take it.",
+    )
+    poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between checks for due deliveries when idle."
+    )
+    error_log_size: int = Field(
+        default=100, ge=1, le=10_000, description="Error-log entries kept per configuration."
+    )
+    response_body_limit: int = Field(
+        default=4096,
+        ge=256,
+        le=1_048_576,
+        description="Bytes of a response body that are read and kept in the error log.",
+    )
+    link_base_url: str | None = Field(
+        default=None,
+        description="Base URL that makes relative links in events absolute (your LD site).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `pushgate serve` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `pushgate serve` listens on.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    shutdown_grace: float = Field(
+        default=10.0, ge=0, description="Seconds in-flight deliveries may finish on shutdown."
+    )
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays must not be negative")
+        return value
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: Any) -> Any:
+        return [ipaddress.ip_network(net, strict=False) for net in _split_commas(value) or []]
+
+    @field_validator("endpoint_overrides", mode="before")
+    @classmethod
+    def _parse_overrides(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            url = f"sqlite+aiosqlite:///{(self.data_dir / 'pushgate.db').resolve()}"
+            object.__setattr__(self, "database_url", url)
+        else:
+            object.__setattr__(self, "database_url", async_database_url(self.database_url))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+def async_database_url(url: str) -> str:
+    """Map plain `sqlite://` and `postgresql://` URLs to the async drivers pushgate uses."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url

@@ -1,0 +1,156 @@
+"""Table definitions: the one description of the schema; Alembic migrations must equal it.
+
+Times are Unix milliseconds (BIGINT) everywhere: what the API returns, cheap to compare, and
+the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a delivery is in its life."""
+
+    PENDING = "pending"  # waiting for its due time, or leased to a worker
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # given up: permanent failure or retries exhausted
+    CANCELLED = "cancelled"  # its configuration was turned off before it was sent
+
+
+class Role(enum.StrEnum):
+    """What a token may do: each role includes the ones before it."""
+
+    READER = "reader"
+    WRITER = "writer"
+    ADMIN = "admin"
+
+
+configurations = Table(
+    "configurations",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("integration_key", String(64), nullable=False, index=True),
+    Column("name", String(256), nullable=False),
+    Column("on", Boolean, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("config", JSON, nullable=False),  # non-secret fields, defaults filled in
+    Column("secrets", Text, nullable=True),  # secret fields, sealed (see sealing.py)
+    Column("statements", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Counters are split in shards so that many workers do not queue on one row; read as a sum.
+configuration_status = Table(
+    "configuration_status",
+    metadata,
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("shard", SmallInteger, primary_key=True),
+    Column("success_count", BigInteger, nullable=False),
+    Column("error_count", BigInteger, nullable=False),
+    Column("last_success", BigInteger, nullable=True),
+    Column("last_error", BigInteger, nullable=True),
+)
+
+error_log = Table(
+    "error_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("error", Text, nullable=True),  # what happened when there was no HTTP answer
+    Column("hint", Text, nullable=True),
+    Column("will_retry", Boolean, nullable=False),
+    Index("ix_error_log_configuration_id_id", "configuration_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("date", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # Due time while waiting; lease expiry while a worker holds it. Due and expired look alike.
+    Column("available_at", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Index(
+        "ix_deliveries_due",
+        "available_at",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)

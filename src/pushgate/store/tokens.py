@@ -1,0 +1,78 @@
+"""API tokens: stored as SHA-256 hashes, never in the clear."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pushgate.errors import NotFound
+from pushgate.store.configurations import new_id
+from pushgate.store.tables import Role, tokens
+
+# Tokens are 256-bit random values: a plain SHA-256 is enough, no slow KDF is needed.
+TOKEN_PREFIX = "pgt-"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A token's metadata (its value is only known at creation)."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: int
+
+
+def hash_token(value: str) -> str:
+    """The stored form of a token value."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class TokenStore:
+    """Create, find, list and revoke API tokens."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, *, name: str, role: Role, now: int) -> tuple[TokenRow, str]:
+        """A new token; returns its row and its value (shown once, never stored)."""
+        value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = TokenRow(id=new_id(), name=name, role=role, created_at=now)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(tokens).values(
+                    id=row.id,
+                    name=name,
+                    role=role.value,
+                    token_hash=hash_token(value),
+                    created_at=now,
+                )
+            )
+        return row, value
+
+    async def find(self, value: str) -> TokenRow | None:
+        """The token with this value, if any."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(tokens).where(tokens.c.token_hash == hash_token(value)))
+            ).first()
+        if row is None:
+            return None
+        return TokenRow(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at)
+
+    async def all(self) -> list[TokenRow]:
+        """Every token, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(tokens).order_by(tokens.c.created_at))).all()
+        return [TokenRow(r.id, r.name, Role(r.role), r.created_at) for r in rows]
+
+    async def revoke(self, token_id: str) -> None:
+        """Delete a token; NotFound when there is none with that id."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(tokens).where(tokens.c.id == token_id))
+        if result.rowcount != 1:
+            raise NotFound(f"no token with id {token_id}")

@@ -1,0 +1,59 @@
+"""Validate connection: send the test event through the real adapter and transport, now.
+
+It reports what happened and changes no status counter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pushgate.clock import Clock
+from pushgate.delivery.engine import Engine
+from pushgate.events import validation_entry
+from pushgate.integrations.base import Integration, IntegrationConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The answer of a validation: success, or what failed and a hint."""
+
+    ok: bool
+    duration_ms: int
+    status_code: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"ok", "statusCode", "responseBody", "error", "hint", "durationMs"}`, absent omitted."""
+        out: dict[str, Any] = {"ok": self.ok, "durationMs": self.duration_ms}
+        for key, value in (
+            ("statusCode", self.status_code),
+            ("responseBody", self.response_body),
+            ("error", self.error),
+            ("hint", self.hint),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+async def validate(
+    engine: Engine, integration: Integration[Any], config: IntegrationConfig, clock: Clock
+) -> ValidationReport:
+    """Send the integration's test event once, synchronously, and report the outcome."""
+    started = time.perf_counter()
+    failure = await engine.attempt(integration, config, validation_entry(clock()))
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    if failure is None:
+        return ValidationReport(ok=True, duration_ms=duration_ms)
+    return ValidationReport(
+        ok=False,
+        duration_ms=duration_ms,
+        status_code=failure.status_code,
+        response_body=failure.response_body,
+        error=failure.description,
+        hint=failure.hint,
+    )

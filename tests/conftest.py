@@ -1,0 +1,196 @@
+"""Shared fixtures: real databases, a real pushgate server on loopback, real HTTP receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import uvicorn
+from aiohttp import web
+
+from pushgate.app import Runtime, create_app
+from pushgate.clock import ManualClock
+from pushgate.delivery.worker import Worker
+from pushgate.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a fresh SQLite database; keyword arguments override fields."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "admin_token": ADMIN_TOKEN,
+            "outbound_allow": "127.0.0.0/8",
+            "retry_schedule": "5,30,120",
+            "retry_jitter": 0,
+            "request_timeout": 2,
+            "secret_key": "k" * 40,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@dataclass
+class Recorded:
+    """One request a receiver saw."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that records requests and answers from a script (default 200)."""
+
+    url: str = ""
+    requests: list[Recorded] = field(default_factory=list)
+    script: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    default: tuple[int, str, dict[str, str]] = (200, "ok", {})
+
+    def answer(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
+        """Queue one answer; when the queue is empty the default answer is used."""
+        self.script.append((status, body, headers or {}))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Recorded(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                await request.read(),
+            )
+        )
+        status, body, headers = self.script.pop(0) if self.script else self.default
+        return web.Response(status=status, text=body, headers=headers)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    recv.url = f"http://127.0.0.1:{port}"
+    yield recv
+    await runner.cleanup()
+
+
+@dataclass
+class Server:
+    """A pushgate server running on loopback, with its runtime and a manual clock."""
+
+    url: str
+    runtime: Runtime
+    clock: ManualClock
+    session: aiohttp.ClientSession
+    token: str = ADMIN_TOKEN
+
+    def worker(self, **kwargs: Any) -> Worker:
+        """A worker over the same database, for `run_until_idle` (the server runs none)."""
+        rt = self.runtime
+        return Worker(rt.services, rt.engine, rt.settings, self.clock, **kwargs)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": token if token is not None else self.token}
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        async with self.session.request(
+            method, self.url + path, data=data, headers=headers
+        ) as resp:
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text else None)
+
+    async def deliver(self) -> int:
+        """Run a worker until nothing is due now; returns attempts made."""
+        return await self.worker().run_until_idle()
+
+
+async def start_server(
+    settings: Settings, clock: ManualClock
+) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    app = create_app(settings, with_worker=False, clock=clock)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Server]:
+    clock = ManualClock()
+    uv, task, url = await start_server(settings, clock)
+    runtime: Runtime = uv.config.app.state.runtime  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as session:
+        yield Server(url, runtime, clock, session)
+    uv.should_exit = True
+    await task
+
+
+def flag_event(
+    event_id: str, *, env: str = "production", action: str = "updateOn", **extra: Any
+) -> dict[str, Any]:
+    """A LaunchDarkly-style audit-log entry for a flag change."""
+    entry: dict[str, Any] = {
+        "_id": event_id,
+        "date": 1_700_000_000_000,
+        "kind": "flag",
+        "name": "New checkout",
+        "accesses": [{"action": action, "resource": f"proj/web:env/{env}:flag/new-checkout"}],
+        "titleVerb": "turned on the flag",
+        "member": {"email": "ana@example.com", "firstName": "Ana", "lastName": "Lopez"},
+        "comment": "Rolling out",
+    }
+    entry.update(extra)
+    return entry
