@@ -85,7 +85,11 @@ FLAG_EVENT = {
     "kind": "flag",
     "name": "New checkout",
     "accesses": [{"action": "updateOn", "resource": "proj/web:env/production:flag/new-checkout"}],
-    "title": "[Ana Lopez](mailto:ana@example.com) turned on the flag [New checkout](https://app.example.com/web/production/features/new-checkout) in `Production`",
+    "title": (
+        "[Ana Lopez](mailto:ana@example.com) turned on the flag "
+        "[New checkout](https://app.example.com/web/production/features/new-checkout) "
+        "in `Production`"
+    ),
     "titleVerb": "turned on the flag",
     "comment": "Rolling out to everyone",
     "member": {"email": "ana@example.com", "firstName": "Ana", "lastName": "Lopez"},
