@@ -77,22 +77,26 @@ class Receiver:
     requests: list[Recorded] = field(default_factory=list)
     script: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     default: tuple[int, str, dict[str, str]] = (200, "ok", {})
+    # When set, decides every answer from the recorded request (overrides script and default).
+    responder: Callable[[Recorded], tuple[int, str, dict[str, str]]] | None = None
 
     def answer(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
         """Queue one answer; when the queue is empty the default answer is used."""
         self.script.append((status, body, headers or {}))
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append(
-            Recorded(
-                request.method,
-                request.path,
-                dict(request.query),
-                dict(request.headers),
-                await request.read(),
-            )
+        recorded = Recorded(
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            await request.read(),
         )
-        status, body, headers = self.script.pop(0) if self.script else self.default
+        self.requests.append(recorded)
+        if self.responder is not None:
+            status, body, headers = self.responder(recorded)
+        else:
+            status, body, headers = self.script.pop(0) if self.script else self.default
         return web.Response(status=status, text=body, headers=headers)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -15,13 +16,16 @@ LEVELS = {
 }
 
 
-def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
+def configure(
+    level: str = "info", *, json_lines: bool | None = None, stream: TextIO | None = None
+) -> None:
     """Set up structlog (and the standard logging of libraries) at `level`.
 
     JSON lines when the output is not a terminal (log collectors), readable lines otherwise.
     """
     numeric = LEVELS.get(level.lower(), logging.INFO)
-    as_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    out = stream or sys.stderr
+    as_json = not out.isatty() if json_lines is None else json_lines
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -34,8 +38,8 @@ def configure(level: str = "info", *, json_lines: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=stream is None,
     )
     logging.basicConfig(
         level=max(numeric, logging.INFO),

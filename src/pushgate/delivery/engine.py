@@ -12,7 +12,7 @@ from typing import Any
 from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, PermanentDeliveryError
 from pushgate.events import build_context
-from pushgate.integrations.base import Endpoints, Integration, IntegrationConfig
+from pushgate.integrations.base import SECRET_MASK, Endpoints, Integration, IntegrationConfig
 
 
 class Engine:
@@ -42,5 +42,15 @@ class Engine:
             response = await self.transport.send(request)
             integration.classify(response)
         except DeliveryError as error:
-            return error
+            return _redacted(error, integration.secret_values(config))
         return None
+
+
+def _redacted(error: DeliveryError, secrets: list[str]) -> DeliveryError:
+    """Mask secrets a receiver echoed back (some echo the request's headers in errors)."""
+    for secret in secrets:
+        if error.response_body and secret in error.response_body:
+            error.response_body = error.response_body.replace(secret, SECRET_MASK)
+        if secret in error.description:
+            error.description = error.description.replace(secret, SECRET_MASK)
+    return error

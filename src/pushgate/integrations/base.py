@@ -158,6 +158,18 @@ class Integration(abc.ABC, Generic[C]):
                 out[name] = value
         return out
 
+    def secret_values(self, config: C) -> list[str]:
+        """The secret values in `config` (non-empty), to keep them out of logs and answers."""
+        values = [
+            getattr(config, _attribute(self.config_model, key))
+            for key in secret_fields(self.config_model)
+        ]
+        return [
+            v.get_secret_value()
+            for v in values
+            if isinstance(v, SecretStr) and v.get_secret_value()
+        ]
+
     def form(self) -> list[dict[str, Any]]:
         """The form fields of this integration, for the manifest endpoint and the web form."""
         return form_fields(self.config_model)
