@@ -236,18 +236,20 @@ def test_context_of_the_launchdarkly_example() -> None:
         resource="proj/web:env/production:flag/new-checkout",
         member=Member(email="ana@example.com", first_name="Ana", last_name="Lopez"),
         comment="Rolling out to everyone",
-        title="Ana Lopez turned on the flag New checkout in Production",
         title_markdown=EXAMPLE["title"],
-        title_html='<a href="mailto:ana@example.com">Ana Lopez</a> turned on the flag '
-        '<a href="https://app.launchdarkly.com/web/production/features/new-checkout">'
-        "New checkout</a> in <code>Production</code>",
-        details="- Turned on the flag\n- Changed the default rule",
         details_markdown="* Turned on the flag\n* Changed the default rule",
         project=Project(key="web", name="Web shop", tags=("mobile",), environment=production),
         url="https://app.launchdarkly.com/web/production/features/new-checkout",
         tags=(),
         payload=entry,
     )
+    assert context.title == "Ana Lopez turned on the flag New checkout in Production"
+    assert context.title_html == (
+        '<a href="mailto:ana@example.com">Ana Lopez</a> turned on the flag '
+        '<a href="https://app.launchdarkly.com/web/production/features/new-checkout">'
+        "New checkout</a> in <code>Production</code>"
+    )
+    assert context.details == "- Turned on the flag\n- Changed the default rule"
     assert context.date_s == 1_700_000_000.0
     assert context.rfc3339 == "2023-11-14T22:13:20.000Z"
     assert context.environment == production

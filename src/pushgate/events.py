@@ -15,7 +15,9 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlsplit
@@ -158,9 +160,13 @@ class Project:
     environment: Environment | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EventContext:
-    """What adapters render an event from; `payload` is the accepted entry itself."""
+    """What adapters render an event from; `payload` is the accepted entry itself.
+
+    The rendered forms (`title`, `title_html`, `details`) are computed on first use: most
+    adapters need one or two of them, and rendering is the costly part of building a context.
+    """
 
     id: str
     date_ms: int
@@ -172,15 +178,29 @@ class EventContext:
     resource: str | None
     member: Member | None
     comment: str | None
-    title: str
     title_markdown: str
-    title_html: str
-    details: str
     details_markdown: str
     project: Project | None
     url: str | None
     tags: tuple[str, ...]
     payload: Mapping[str, Any]
+    link_base_url: str | None = dataclass_field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def title(self) -> str:
+        """Plain text, e.g. "Ana Lopez turned on the flag New checkout in Production"."""
+        return _render(self.title_markdown, as_html=False, link_base_url=self.link_base_url)
+
+    @cached_property
+    def title_html(self) -> str:
+        """HTML with every piece escaped; markdown links become `<a href>`."""
+        return _render(self.title_markdown, as_html=True, link_base_url=self.link_base_url)
+
+    @cached_property
+    def details(self) -> str:
+        """Plain text of the description ("" when none), list markers kept as "- "."""
+        plain = _LIST_MARKER.sub(r"\1- ", _HEADING.sub("", self.details_markdown))
+        return _render(plain, as_html=False, link_base_url=self.link_base_url)
 
     @property
     def date_s(self) -> float:
@@ -230,7 +250,6 @@ def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None)
         if environment and last and last.type != "env":
             title_markdown += f" in {_escape_markdown(environment.name)}"
     details_markdown = _str(entry.get("description")) or _str(entry.get("shortDescription")) or ""
-    plain_details = _LIST_MARKER.sub(r"\1- ", _HEADING.sub("", details_markdown))
     return EventContext(
         id=_str(entry.get("_id")) or "",
         date_ms=entry["date"] if isinstance(entry.get("date"), int) else 0,
@@ -242,15 +261,13 @@ def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None)
         resource=_without_tags(resource) if resource else None,
         member=member,
         comment=_str(entry.get("comment")),
-        title=_render(title_markdown, as_html=False, link_base_url=link_base_url),
         title_markdown=title_markdown,
-        title_html=_render(title_markdown, as_html=True, link_base_url=link_base_url),
-        details=_render(plain_details, as_html=False, link_base_url=link_base_url),
         details_markdown=details_markdown,
         project=project,
         url=url,
         tags=tuple(tag for tag in _list(entry.get("tags")) if isinstance(tag, str)),
         payload=MappingProxyType(dict(entry)),
+        link_base_url=link_base_url,
     )
 
 

@@ -59,12 +59,27 @@ _Resource = tuple[tuple[str, str, frozenset[str]], ...]  # (type, key, casefolde
 
 
 def _glob(pattern: str) -> str:
-    return ".*".join(re.escape(literal) for literal in pattern.split("*"))
+    """A regex for the `*` glob `pattern`, to be used with `fullmatch`.
+
+    The naive `.*a.*a.*b` backtracks catastrophically on a long key of `a`s, and policies are
+    user input. Taking each inner literal at its leftmost occurrence is always a best choice
+    for `*` globs, so atomic groups may forbid revisiting it: matching stays linear.
+    """
+    first, *inner = (re.escape(literal) for literal in pattern.split("*"))
+    if not inner:
+        return first
+    *middle, last = inner
+    return first + "".join(f"(?>.*?{literal})" for literal in middle) + ".*" + last
 
 
 def _split_segments(text: str) -> list[re.Match[str]] | None:
-    matches = [_SEGMENT.fullmatch(segment) for segment in text.split(":")]
-    return None if None in matches else matches  # type: ignore[return-value]
+    segments = []
+    for segment in text.split(":"):
+        match = _SEGMENT.fullmatch(segment)
+        if match is None:
+            return None
+        segments.append(match)
+    return segments
 
 
 def _tags(match: re.Match[str]) -> frozenset[str]:
@@ -97,11 +112,14 @@ def _specifier_matches(specifier: _Specifier, resource: _Resource) -> bool:
     )
 
 
-def _exactly_one(given: tuple[str, ...] | None, negated: tuple[str, ...] | None) -> tuple[str, ...]:
-    chosen = given if negated is None else negated if given is None else None
-    if not chosen:
-        raise ValueError("a Statement needs exactly one non-empty list of each kind")
-    return chosen
+def _exactly_one(
+    given: tuple[str, ...] | None, negated: tuple[str, ...] | None, name: str
+) -> tuple[str, ...]:
+    if given and negated is None:
+        return given
+    if negated and given is None:
+        return negated
+    raise ValueError(f"a Statement needs exactly one non-empty {name} or not_{name}")
 
 
 @dataclass(frozen=True)
@@ -124,12 +142,14 @@ class Statement:
 
     def __post_init__(self) -> None:
         specifiers = []
-        for text in _exactly_one(self.resources, self.not_resources):
+        for text in _exactly_one(self.resources, self.not_resources, "resources"):
             specifier = _compile_specifier(text)
             if specifier is None:
                 raise ValueError(f"{text!r} is not a valid resource specifier")
             specifiers.append(specifier)
-        actions = "|".join(_glob(p) for p in _exactly_one(self.actions, self.not_actions))
+        actions = "|".join(
+            _glob(p) for p in _exactly_one(self.actions, self.not_actions, "actions")
+        )
         object.__setattr__(self, "_specifiers", tuple(specifiers))
         object.__setattr__(self, "_actions", re.compile(actions, re.DOTALL))
 
@@ -165,24 +185,24 @@ class Statement:
 
     def to_json(self) -> dict[str, object]:
         """The statement in LaunchDarkly's JSON shape; absent keys are omitted, never null."""
-        values = (self.effect.value, self.resources, self.not_resources)
-        values += (self.actions, self.not_actions)
-        return {
-            name: value if isinstance(value, str) else list(value)
-            for name, value in zip(_FIELDS, values, strict=True)
-            if value is not None
-        }
+        lists = (self.resources, self.not_resources, self.actions, self.not_actions)
+        json: dict[str, object] = {"effect": self.effect.value}
+        for name, values in zip(_FIELDS[1:], lists, strict=True):
+            if values is not None:
+                json[name] = list(values)
+        return json
 
     def matches(self, access: Access) -> bool:
         """Whether this statement applies to `access`; a malformed resource matches nothing."""
+        # Each check is "listed" xor "the list is a not-list"; the cheap action check goes first.
+        action_listed = self._actions.fullmatch(access.action) is not None
+        if action_listed == (self.not_actions is not None):
+            return False
         resource = _parse_resource(access.resource)
         if resource is None:
             return False
-        listed = any(_specifier_matches(s, resource) for s in self._specifiers)
-        if listed == (self.not_resources is not None):
-            return False
-        listed = self._actions.fullmatch(access.action) is not None
-        return listed != (self.not_actions is not None)
+        resource_listed = any(_specifier_matches(s, resource) for s in self._specifiers)
+        return resource_listed != (self.not_resources is not None)
 
 
 def _strings(raw: dict[object, object], name: str, where: str) -> tuple[str, ...] | None:

@@ -10,10 +10,10 @@ the check and to a private one for the connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +35,7 @@ POOL_LIMIT = 512
 class OutboundPolicy:
     """Which addresses outbound requests may reach."""
 
-    allow: Sequence[IPNetwork] = ()
+    allow: tuple[IPNetwork, ...] = ()
 
     def permits(self, address: IPAddress) -> bool:
         """Global unicast addresses always; others only inside an allowed network."""
@@ -130,21 +130,30 @@ class Transport:
             raise TransportError(_describe(error)) from None
 
     def _check_literal_address(self, url: str) -> None:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            raise BlockedTarget(f"{url!r} is not a valid URL") from None
-        if host is None:
-            raise BlockedTarget(f"{url!r} has no host")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return  # a name: checked by the resolver after resolution
-        if not self._policy.permits(address):
-            raise BlockedTarget(
-                f"{host} is a private, loopback, link-local or reserved address",
-                hint=_BLOCKED_HINT,
-            )
+        problem = _literal_problem(self._policy, url)
+        if problem is not None:
+            raise BlockedTarget(problem, hint=_BLOCKED_HINT)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_problem(policy: OutboundPolicy, url: str) -> str | None:
+    """Why `url` may not be requested, judged before any connection; None when it may.
+
+    Cached: deliveries repeat the same few URLs, and parsing them each time shows in profiles.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return f"{url!r} is not a valid URL"
+    if host is None:
+        return f"{url!r} has no host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: checked by the resolver after resolution
+    if not policy.permits(address):
+        return f"{host} is a private, loopback, link-local or reserved address"
+    return None
 
 
 _BLOCKED_HINT = (

@@ -10,6 +10,7 @@ in-flight attempts finish within the grace period, records them and releases the
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import random
@@ -75,6 +76,7 @@ class Worker:
         self._poll = settings.poll_interval
         self._grace = settings.shutdown_grace
         self._targets: dict[str, _Target] = {}
+        self._ready: collections.deque[Claimed] = collections.deque()
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
         self._outcomes: list[Result] = []
         self._wake = asyncio.Event()
@@ -111,23 +113,20 @@ class Worker:
                 return attempts
 
     async def _fill(self) -> int:
-        """Claim as many due deliveries as there is room for; start their attempts."""
-        room = self._concurrency - len(self._inflight)
-        # Claiming a handful at a time costs a transaction each; wait until a useful batch fits.
-        if room < min(self._batch, self._concurrency) // 4 or room <= 0:
-            return 0
-        claimed = await self._store.deliveries.claim_due(
-            owner=self._owner,
-            now=self._clock(),
-            limit=min(room, self._batch),
-            lease_ms=self._lease_ms,
-        )
-        if not claimed:
-            return 0
-        await self._load_targets({c.configuration_id for c in claimed})
-        for delivery in claimed:
-            task = asyncio.create_task(self._attempt(delivery))
-            self._inflight[task] = delivery
+        """Claim a batch when there is room for one; start attempts while slots are free."""
+        claimed: list[Claimed] = []
+        held = len(self._ready) + len(self._inflight)
+        # Claim whole batches: each claim is a transaction, and small ones waste them.
+        if held <= self._concurrency:
+            claimed = await self._store.deliveries.claim_due(
+                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
+            )
+            if claimed:
+                await self._load_targets(claimed)
+                self._ready.extend(claimed)
+        while self._ready and len(self._inflight) < self._concurrency:
+            delivery = self._ready.popleft()
+            self._inflight[asyncio.create_task(self._attempt(delivery))] = delivery
         return len(claimed)
 
     async def _settle(self) -> None:
@@ -154,29 +153,36 @@ class Worker:
             waiter.cancel()
 
     async def _drain(self) -> None:
+        """Let in-flight attempts finish within the grace period; release everything else."""
+        unfinished = [delivery.id for delivery in self._ready]
+        self._ready.clear()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=self._grace)
             for task in pending:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pending, return_exceptions=True)
-            unfinished = [self._inflight[task].id for task in pending]
+            unfinished += [self._inflight[task].id for task in pending]
             self._inflight.clear()
-            await self._flush()
-            await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
         await self._flush()
+        await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
 
-    async def _load_targets(self, configuration_ids: set[str]) -> None:
-        rows = await self._services.store.configurations.load(configuration_ids)
-        for configuration_id in configuration_ids - rows.keys():
-            self._targets.pop(configuration_id, None)
+    async def _load_targets(self, claimed: list[Claimed]) -> None:
+        """Open the configurations whose version this worker has not seen yet."""
+        stale = set()
+        for delivery in claimed:
+            known = self._targets.get(delivery.configuration_id)
+            if delivery.configuration_version is None:
+                self._targets.pop(delivery.configuration_id, None)
+            elif known is None or known.version != delivery.configuration_version:
+                stale.add(delivery.configuration_id)
+        if not stale:
+            return
+        rows = await self._services.store.configurations.load(stale)
         for row in rows.values():
-            known = self._targets.get(row.id)
-            if known is None or known.version != row.version:
-                integration = self._services.catalog.get(row.integration_key)
-                self._targets[row.id] = _Target(
-                    row.version, row.on, integration, open_config(self._services, row)
-                )
+            integration = self._services.catalog.get(row.integration_key)
+            config = open_config(self._services, row)
+            self._targets[row.id] = _Target(row.version, row.on, integration, config)
 
     async def _attempt(self, delivery: Claimed) -> None:
         target = self._targets.get(delivery.configuration_id)

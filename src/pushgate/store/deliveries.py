@@ -45,6 +45,7 @@ class Claimed:
     configuration_id: str
     attempt: int
     payload: dict[str, Any]
+    configuration_version: int | None  # None: the configuration was deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +153,25 @@ class DeliveryStore:
             if not leased:
                 return []
             event_ids = list({row.event_id for row in leased})
-            payloads = dict(
-                (
-                    await conn.execute(
-                        select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids))
-                    )
-                ).all()
+            found = await conn.execute(
+                select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids))
             )
+            payloads = {row.id: row.payload for row in found}
+            configuration_ids = list({row.configuration_id for row in leased})
+            versions = await conn.execute(
+                select(configurations.c.id, configurations.c.version).where(
+                    configurations.c.id.in_(configuration_ids)
+                )
+            )
+            version_of = {row.id: row.version for row in versions}
         return [
             Claimed(
-                row.id, row.event_id, row.configuration_id, row.attempts, payloads[row.event_id]
+                row.id,
+                row.event_id,
+                row.configuration_id,
+                row.attempts,
+                payloads[row.event_id],
+                version_of.get(row.configuration_id),
             )
             for row in sorted(leased, key=lambda row: row.id)
         ]

@@ -1,0 +1,149 @@
+"""Drain throughput: pushgate's worker versus a plain aiohttp client, same bodies, same sink.
+
+    python bench/drain.py [--deliveries N] [--concurrency C]
+
+Starts a sink in its own process, measures a bare aiohttp client posting N webhook bodies at
+concurrency C (the reference), then enqueues N deliveries in a fresh SQLite pushgate and times
+one worker draining them. Prints both rates and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from pushgate.clock import system_clock
+from pushgate.configurations import Services, create
+from pushgate.delivery.engine import Engine
+from pushgate.delivery.transport import Transport
+from pushgate.delivery.worker import Worker
+from pushgate.events import parse_entry
+from pushgate.ingest import ingest
+from pushgate.logs import configure
+from pushgate.integrations import default_catalog
+from pushgate.integrations.base import Endpoints
+from pushgate.sealing import load_secret_box
+from pushgate.settings import Settings
+from pushgate.store import Store
+
+BATCH = 1000
+
+
+def event(i: int) -> dict[str, object]:
+    return {
+        "_id": f"bench-{i:08d}",
+        "date": 1_700_000_000_000 + i,
+        "kind": "flag",
+        "name": "New checkout",
+        "accesses": [
+            {"action": "updateOn", "resource": "proj/web:env/production:flag/new-checkout"}
+        ],
+        "titleVerb": "turned on the flag",
+        "member": {"email": "ana@example.com", "firstName": "Ana", "lastName": "Lopez"},
+        "comment": "Rolling out to everyone",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def reference(url: str, n: int, concurrency: int) -> float:
+    """Deliveries per second of a bare aiohttp client posting the same bodies."""
+    bodies = [json.dumps(parse_entry(event(i), now_ms=0)).encode() for i in range(n)]
+    queue = iter(bodies)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def post_all() -> None:
+            for body in queue:
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                ) as r:
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post_all() for _ in range(concurrency)))
+        return n / (time.perf_counter() - started)
+
+
+async def pushgate(url: str, n: int, concurrency: int, data_dir: Path, database_url: str) -> float:
+    """Deliveries per second of one pushgate worker draining a backlog of n."""
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        outbound_allow="127.0.0.0/8",
+        worker_concurrency=concurrency,
+        secret_key="b" * 40,
+    )
+    store = await Store.open(settings)
+    services = Services(default_catalog(), store, load_secret_box(settings))
+    await create(
+        services,
+        "webhook",
+        {"name": "bench", "on": True, "config": {"url": url}},
+        now=system_clock(),
+    )
+    for start in range(0, n, BATCH):
+        await ingest(
+            store,
+            {"items": [event(i) for i in range(start, min(n, start + BATCH))]},
+            now=system_clock(),
+        )
+    transport = Transport(settings)
+    worker = Worker(services, Engine(transport, Endpoints()), settings, system_clock)
+    started = time.perf_counter()
+    delivered = await worker.run_until_idle()
+    elapsed = time.perf_counter() - started
+    await transport.close()
+    await store.close()
+    assert delivered == n, f"delivered {delivered} of {n}"
+    return n / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--database-url", default="", help="default: SQLite in a temporary directory"
+    )
+    args = parser.parse_args()
+    configure("warning")
+
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("sink.py")), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        url = f"http://127.0.0.1:{port}/hook"
+        base = await reference(url, args.deliveries, args.concurrency)
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = await pushgate(
+                url, args.deliveries, args.concurrency, Path(tmp), args.database_url
+            )
+    finally:
+        sink.terminate()
+        sink.wait()
+    print(f"deliveries={args.deliveries} concurrency={args.concurrency}")
+    print(f"reference aiohttp client : {base:8.0f} deliveries/s")
+    print(f"pushgate worker (SQLite) : {ours:8.0f} deliveries/s")
+    print(f"ratio                    : {ours / base:8.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
