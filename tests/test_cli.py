@@ -1,0 +1,67 @@
+"""The `pushgate` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PUSHGATE = [sys.executable, "-m", "pushgate"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PUSHGATE_DATA_DIR": str(tmp_path / "data"),
+        "PUSHGATE_LOG_LEVEL": "warning",
+    }
+
+
+def test_token_create_prints_only_the_token(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*PUSHGATE, "token", "create", "--name", "ci", "--role", "reader"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("pgt-")
+    assert len(lines[0]) > 40
+
+
+def test_invalid_setting_stops_with_the_variable_named(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*PUSHGATE, "migrate"],
+        env={**env, "PUSHGATE_RETRY_SCHEDULE": "5,soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "retry_schedule" in done.stderr
+
+
+def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
+    subprocess.run([*PUSHGATE, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    worker = subprocess.Popen(
+        [*PUSHGATE, "worker"],
+        env={**env, "PUSHGATE_LOG_LEVEL": "info"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stderr is not None
+    for line in worker.stderr:
+        if "worker.started" in line:
+            break
+    worker.send_signal(signal.SIGTERM)
+    _, rest = worker.communicate(timeout=30)
+    assert worker.returncode == 0
+    assert "worker.stopped" in rest
