@@ -13,10 +13,10 @@ import argparse
 import asyncio
 import json
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import aiohttp
@@ -28,9 +28,9 @@ from pushgate.delivery.transport import Transport
 from pushgate.delivery.worker import Worker
 from pushgate.events import parse_entry
 from pushgate.ingest import ingest
-from pushgate.logs import configure
 from pushgate.integrations import default_catalog
 from pushgate.integrations.base import Endpoints
+from pushgate.logs import configure
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import Store
@@ -123,13 +123,12 @@ async def main() -> None:
     configure("warning")
 
     port = free_port()
-    sink = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("sink.py")), str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("sink.py")), str(port), stdout=PIPE
     )
     try:
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        assert sink.stdout is not None
+        assert (await sink.stdout.readline()).strip() == b"ready"
         url = f"http://127.0.0.1:{port}/hook"
         base = await reference(url, args.deliveries, args.concurrency)
         with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +137,7 @@ async def main() -> None:
             )
     finally:
         sink.terminate()
-        sink.wait()
+        await sink.wait()
     print(f"deliveries={args.deliveries} concurrency={args.concurrency}")
     print(f"reference aiohttp client : {base:8.0f} deliveries/s")
     print(f"pushgate worker (SQLite) : {ours:8.0f} deliveries/s")

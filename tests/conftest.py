@@ -1,9 +1,19 @@
-"""Shared fixtures: real databases, a real pushgate server on loopback, real HTTP receivers."""
+"""Shared fixtures: real databases, a real pushgate server on loopback, real HTTP receivers.
+
+Every test that takes `database` (directly or through `settings`, `settings_factory` or
+`server`) runs twice: on a fresh SQLite file and on a fresh PostgreSQL schema that is dropped
+afterwards. PostgreSQL is `PUSHGATE_TEST_POSTGRES_URL` (default: the local server). When it
+cannot be reached the PostgreSQL runs are skipped with the reason, except under `CI=true`, where
+they fail. A module pins one backend with `pytestmark = pytest.mark.parametrize("backend",
+["postgresql"])`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -11,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 import uvicorn
 from aiohttp import web
@@ -30,13 +41,112 @@ def free_port() -> int:
         return port
 
 
+POSTGRES_URL = os.environ.get(
+    "PUSHGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+# Small pools: a test starts several processes against one server (max_connections 100).
+TEST_POOL_SIZE = 4
+_postgres_unreachable: list[str] = []
+
+
+@dataclass
+class Database:
+    """One test's own database: a SQLite file, or a PostgreSQL schema."""
+
+    backend: str
+    data_dir: Path
+    url: str = ""  # empty: SQLite in data_dir
+    schema: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The Settings fields that point at this database."""
+        values: dict[str, Any] = {"data_dir": self.data_dir}
+        if self.backend == "postgresql":
+            values.update(
+                database_url=self.url,
+                database_schema=self.schema,
+                database_pool_size=TEST_POOL_SIZE,
+                database_max_overflow=TEST_POOL_SIZE,
+            )
+        return values
+
+    def env(self) -> dict[str, str]:
+        """The same, as `PUSHGATE_*` environment variables for a pushgate process."""
+        return {f"PUSHGATE_{name.upper()}": str(value) for name, value in self.settings().items()}
+
+    async def stored_bytes(self) -> bytes:
+        """Everything stored, as bytes: the SQLite files, or every row of every table."""
+        if self.backend == "sqlite":
+            return b"".join(path.read_bytes() for path in self.data_dir.glob("pushgate.db*"))
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            tables = await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1", self.schema
+            )
+            # Names from pg_tables and our own schema name, not from input: quoting suffices.
+            rows = [
+                await connection.fetch(
+                    f'SELECT t::text FROM "{self.schema}"."{t["tablename"]}" t'  # noqa: S608
+                )
+                for t in tables
+            ]
+        finally:
+            await connection.close()
+        return "\n".join(row[0] for table in rows for row in table).encode()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on."""
+    name: str = request.param
+    return name
+
+
+async def _connect_postgres() -> asyncpg.Connection:
+    if _postgres_unreachable:
+        unreachable(_postgres_unreachable[0])
+    try:
+        return await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        _postgres_unreachable.append(f"PostgreSQL at {POSTGRES_URL} unreachable: {error!r}")
+        unreachable(_postgres_unreachable[0])
+        raise
+
+
+def unreachable(reason: str) -> None:
+    """Skip locally; fail under CI, where PostgreSQL is part of the contract."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(reason + " (CI=true: PostgreSQL tests must run)", pytrace=False)
+    pytest.skip(reason + " (set PUSHGATE_TEST_POSTGRES_URL, or run scripts/test)")
+
+
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a fresh SQLite database; keyword arguments override fields."""
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, empty database for this test only."""
+    if backend == "sqlite":
+        yield Database("sqlite", tmp_path / "data")
+        return
+    schema = f"test_{secrets.token_hex(6)}"
+    connection = await _connect_postgres()
+    try:
+        await connection.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await connection.close()
+    yield Database("postgresql", tmp_path / "data", POSTGRES_URL, schema)
+    connection = await _connect_postgres()
+    try:
+        await connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def settings_factory(database: Database) -> Callable[..., Settings]:
+    """Settings for this test's database; keyword arguments override fields."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
+            **database.settings(),
             "admin_token": ADMIN_TOKEN,
             "outbound_allow": "127.0.0.0/8",
             "retry_schedule": "5,30,120",

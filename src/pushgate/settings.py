@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A plain PostgreSQL identifier: it needs no quoting in search_path or in a NOTIFY channel name.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
 
 def _split_commas(value: Any) -> Any:
@@ -40,6 +43,25 @@ class Settings(BaseSettings):
             "SQLAlchemy URL. Empty: SQLite at <data_dir>/pushgate.db. `sqlite:///…` and "
             "`postgresql://…` are mapped to their async drivers (aiosqlite, asyncpg)."
         ),
+    )
+    database_schema: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL only: the schema pushgate's tables live in (it must exist). Unset: the "
+            "server's search_path. Lets several installs share one database."
+        ),
+    )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL only: connections each process keeps open in its pool.",
+    )
+    database_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="PostgreSQL only: connections a process may open beyond the pool under load.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -141,6 +163,13 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
+    @field_validator("database_schema")
+    @classmethod
+    def _check_schema(cls, value: str | None) -> str | None:
+        if value is not None and not SCHEMA_NAME.fullmatch(value):
+            raise ValueError("must be lower-case letters, digits and _ (at most 48 characters)")
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -155,6 +184,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", url)
         else:
             object.__setattr__(self, "database_url", async_database_url(self.database_url))
+        if self.database_schema is not None and self.is_sqlite:
+            raise ValueError("database_schema: only PostgreSQL has schemas")
         return self
 
     @property

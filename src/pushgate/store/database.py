@@ -1,4 +1,8 @@
-"""Engine creation and migrations. SQLite gets WAL, foreign keys and explicit write transactions."""
+"""Engine creation and migrations.
+
+SQLite gets WAL, foreign keys and explicit write transactions. PostgreSQL gets a sized pool, the
+configured schema as search_path, and migrations serialized across processes by an advisory lock.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,43 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from pushgate.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Wait this long for another writer before SQLite reports "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Every process that migrates takes this PostgreSQL advisory lock first, so that API nodes and
+# workers starting together do not run `upgrade head` over each other. Any constant would do:
+# this one is "pushgate" in ASCII.
+MIGRATION_LOCK = 0x70757368676174
 
 
-def create_engine(settings: Settings, **options: Any) -> AsyncEngine:
-    """The async engine for `settings.database_url`."""
+def create_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> AsyncEngine:
+    """The async engine for `settings.database_url`.
+
+    `pooled=False` (PostgreSQL) opens a fresh connection per `connect()` and really closes it
+    afterwards: for a long-lived connection that must not hold a pool slot (the listener).
+    """
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.database_url, **options)
         _tune_sqlite(engine)
         return engine
-    options.setdefault("pool_size", 10)
-    options.setdefault("max_overflow", 10)
-    options.setdefault("pool_pre_ping", True)
+    server_settings = {"application_name": "pushgate"}
+    if settings.database_schema is not None:
+        server_settings["search_path"] = settings.database_schema
+    options.setdefault("connect_args", {}).setdefault("server_settings", server_settings)
+    if pooled:
+        options.setdefault("pool_size", settings.database_pool_size)
+        options.setdefault("max_overflow", settings.database_max_overflow)
+        options.setdefault("pool_pre_ping", True)
+    else:
+        options["poolclass"] = NullPool
     return create_async_engine(settings.database_url, **options)
 
 
@@ -60,6 +79,10 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema up to date (`alembic upgrade head`)."""
+    """Bring the schema up to date (`alembic upgrade head`); safe to run from many processes."""
     async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held until this transaction ends; PostgreSQL's DDL is transactional, so whoever
+            # waited here finds the schema already at head.
+            await connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
