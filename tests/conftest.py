@@ -189,6 +189,16 @@ class Receiver:
     default: tuple[int, str, dict[str, str]] = (200, "ok", {})
     # When set, decides every answer from the recorded request (overrides script and default).
     responder: Callable[[Recorded], tuple[int, str, dict[str, str]]] | None = None
+    # When set, every request is recorded at once but answered only after the gate opens.
+    gate: asyncio.Event | None = None
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, within: float = 30) -> None:
+        """Return once `count` requests have arrived (answered or still held at the gate)."""
+        async with asyncio.timeout(within):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def answer(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
         """Queue one answer; when the queue is empty the default answer is used."""
@@ -203,6 +213,9 @@ class Receiver:
             await request.read(),
         )
         self.requests.append(recorded)
+        self._arrived.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.responder is not None:
             status, body, headers = self.responder(recorded)
         else:
@@ -222,6 +235,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     await site.start()
     recv.url = f"http://127.0.0.1:{port}"
     yield recv
+    if recv.gate is not None:
+        recv.gate.set()  # let held requests finish before the server goes
     await runner.cleanup()
 
 

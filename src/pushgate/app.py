@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
-from pushgate.store import Role, Store
+from pushgate.store import STATUS_SHARDS, Role, Store
 
 log = structlog.get_logger("pushgate.app")
 INITIAL_TOKEN_FILE = "initial-admin-token"
@@ -56,8 +57,12 @@ class Runtime:
 async def running(
     settings: Settings, *, with_worker: bool, clock: Clock = system_clock
 ) -> AsyncIterator[Runtime]:
-    """Open the database (migrated), the transport and, optionally, a running worker."""
-    store = await Store.open(settings)
+    """Open the database (migrated), the transport and, optionally, a running worker.
+
+    Each process counts outcomes on a random status shard, so workers on other processes and
+    hosts seldom update the same counter row (and when they do, the counts stay exact).
+    """
+    store = await Store.open(settings, status_shard=random.randrange(STATUS_SHARDS))
     transport = Transport(settings)
     services = Services(default_catalog(), store, load_secret_box(settings))
     engine = Engine(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from types import FrameType
 from typing import Annotated
 
+import structlog
 import typer
 import uvicorn
 from rich.console import Console
@@ -21,6 +23,7 @@ app = typer.Typer(
 token_app = typer.Typer(help="Manage API access tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 err = Console(stderr=True)
+log = structlog.get_logger("pushgate.cli")
 
 
 def _settings() -> Settings:
@@ -37,34 +40,60 @@ def serve(
         bool, typer.Option("--worker/--no-worker", help="Run a delivery worker in this process.")
     ] = True,
 ) -> None:
-    """Run the API and web UI (and, by default, a delivery worker). Migrates the database first."""
+    """Run the API and web UI (and, by default, a delivery worker). Migrates the database first.
+
+    SIGTERM: stop accepting connections, finish open requests, let the worker finish or release
+    its in-flight deliveries within PUSHGATE_SHUTDOWN_GRACE, exit 0.
+    """
     settings = _settings()
     application = create_app(settings, with_worker=worker)
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
-    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler
+    # that was there before it. Ours makes that an orderly exit 0: the stop was asked for.
+    # (It also covers a SIGTERM before uvicorn took over, when there is nothing to drain.)
+    previous = signal.signal(signal.SIGTERM, _exit_requested)
+    try:
+        uvicorn.run(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_requested(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @app.command("worker")
 def worker_command() -> None:
-    """Run a delivery worker only (no API). Stops gracefully on SIGTERM or Ctrl-C."""
+    """Run a delivery worker only (no API). Stops gracefully on SIGTERM or Ctrl-C.
+
+    Stopping: claim nothing more, let in-flight deliveries finish within PUSHGATE_SHUTDOWN_GRACE,
+    record them, release the rest, exit 0. Exits 1 if the worker itself failed.
+    """
     settings = _settings()
 
-    async def main() -> None:
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with running(settings, with_worker=True) as runtime:
-            await stop.wait()
-            del runtime
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopping, *runtime.tasks], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        failures = [task.exception() for task in runtime.tasks if not task.cancelled()]
+        for failure in failures:
+            if failure is not None:
+                log.error("worker.failed", error=repr(failure), exc_info=failure)
+        return not any(failures)
 
-    asyncio.run(main())
+    if not asyncio.run(main()):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,9 +1,13 @@
 """The worker: claim due deliveries in batches, attempt them concurrently, record in batches.
 
     claim_due (lease) ─► attempt (N in flight) ─► outcomes buffer ─► record (one transaction)
+           ▲                     │ every lease/3: extend_leases of everything held
+    wake: enqueue in this process, the store's listener (PostgreSQL NOTIFY), or the poll
 
-A delivery stays leased, never removed, while in flight: a worker that dies leaves leases that
-expire and are claimed again (at-least-once). On stop, the worker claims nothing more, lets
+A delivery stays leased, never removed, while in flight; the worker renews its leases while a
+slow request is out, and a worker that dies leaves leases that expire and are claimed again
+(at-least-once). A failing database does not stop the worker: it logs, waits a poll interval
+and goes on, keeping unrecorded outcomes. On stop, the worker claims nothing more, lets
 in-flight attempts finish within the grace period, records them and releases the rest.
 """
 
@@ -14,6 +18,7 @@ import collections
 import contextlib
 import os
 import random
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +40,8 @@ log = structlog.get_logger("pushgate.delivery")
 
 # Record outcomes at least this often (seconds) while attempts keep finishing one by one.
 FLUSH_INTERVAL = 0.05
+# Leases are renewed this many times per lease period: one late or failed renewal is harmless.
+RENEWALS_PER_LEASE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +53,11 @@ class _Target:
 
 
 def default_owner() -> str:
-    """A lease owner name that says which process holds a delivery."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """A lease owner name that says which process holds a delivery, unique to this run.
+
+    The random part matters: a restarted container often has the same host name and pid.
+    """
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Worker:
@@ -80,25 +90,95 @@ class Worker:
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
         self._outcomes: list[Result] = []
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        """Set while the worker waits for work: nothing due, nothing held."""
+        # One store write at a time from this worker: a lease renewal never races a record.
+        self._writing = asyncio.Lock()
+
+    @property
+    def owner(self) -> str:
+        """The name this worker's leases carry."""
+        return self._owner
 
     def wake(self) -> None:
         """Tell the worker new deliveries may be due (called after events are enqueued)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set, then shut down gracefully."""
+        """Deliver until `stop` is set, then shut down gracefully.
+
+        Wakes on the store's notifications, polls every `poll_interval` as a fallback, and
+        renews its leases every `lease_seconds / 3` while it holds deliveries.
+        """
         log.info("worker.started", owner=self._owner, concurrency=self._concurrency)
         try:
-            while not stop.is_set():
+            async with self._store.deliveries.listen(self.wake):
+                stop_renewing = asyncio.Event()
+                renewing = asyncio.create_task(self._keep_leases(stop_renewing))
+                try:
+                    await self._loop(stop)
+                finally:
+                    try:
+                        await self._drain()
+                    finally:
+                        stop_renewing.set()
+                        await renewing
+        finally:
+            log.info("worker.stopped", owner=self._owner)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                # Cleared before looking, so a wake-up that comes after the look is kept.
+                self._wake.clear()
                 claimed = await self._fill()
                 if self._inflight:
                     await self._settle()
                 elif not claimed:
                     await self._flush()
                     await self._idle(stop)
-        finally:
-            await self._drain()
-            log.info("worker.stopped", owner=self._owner)
+            except Exception:
+                # The database went away, or this transaction lost a deadlock: nothing is lost
+                # (unrecorded outcomes are kept, leases expire), so wait and go on.
+                log.exception("worker.error", owner=self._owner)
+                await self._pause(stop, self._poll)
+
+    async def renew_leases(self) -> None:
+        """Extend the lease of every delivery this worker holds to `now + lease_seconds`."""
+        async with self._writing:
+            held = self._held()
+            if not held:
+                return
+            renewed = await self._store.deliveries.extend_leases(
+                held, owner=self._owner, now=self._clock(), lease_ms=self._lease_ms
+            )
+        if len(renewed) < len(held):
+            # Expired before we renewed (a stall longer than a lease): another worker may send
+            # these too. At-least-once still holds; say so.
+            log.warning("worker.leases_lost", owner=self._owner, count=len(held) - len(renewed))
+
+    def _held(self) -> list[int]:
+        """Deliveries claimed and not yet recorded or released."""
+        return [
+            *(delivery.id for delivery in self._ready),
+            *(delivery.id for delivery in self._inflight.values()),
+            *(result.delivery_id for result in self._outcomes),
+        ]
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        interval = self._lease_ms / 1000 / RENEWALS_PER_LEASE
+        while not await self._pause(stop, interval):
+            try:
+                await self.renew_leases()
+            except Exception:
+                log.exception("worker.renew_failed", owner=self._owner)
+
+    @staticmethod
+    async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+        """Wait `seconds` or until `stop`; True when stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        return stop.is_set()
 
     async def run_until_idle(self) -> int:
         """Deliver until nothing is due at the clock's current time; returns attempts made."""
@@ -118,9 +198,13 @@ class Worker:
         held = len(self._ready) + len(self._inflight)
         # Claim whole batches: each claim is a transaction, and small ones waste them.
         if held <= self._concurrency:
-            claimed = await self._store.deliveries.claim_due(
-                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
-            )
+            async with self._writing:
+                claimed = await self._store.deliveries.claim_due(
+                    owner=self._owner,
+                    now=self._clock(),
+                    limit=self._batch,
+                    lease_ms=self._lease_ms,
+                )
             if claimed:
                 await self._load_targets(claimed)
                 self._ready.extend(claimed)
@@ -141,16 +225,25 @@ class Worker:
             await self._flush()
 
     async def _flush(self) -> None:
-        if self._outcomes:
-            outcomes, self._outcomes = self._outcomes, []
-            await self._store.deliveries.record(outcomes)
+        if not self._outcomes:
+            return
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            async with self._writing:
+                await self._store.deliveries.record(outcomes, owner=self._owner)
+        except BaseException:
+            self._outcomes = outcomes + self._outcomes  # recorded next time, not lost
+            raise
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
+        self.idle.set()
+        try:
+            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.idle.clear()
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
@@ -165,7 +258,8 @@ class Worker:
             unfinished += [self._inflight[task].id for task in pending]
             self._inflight.clear()
         await self._flush()
-        await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
+        async with self._writing:
+            await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
 
     async def _load_targets(self, claimed: list[Claimed]) -> None:
         """Open the configurations whose version this worker has not seen yet."""

@@ -1,7 +1,8 @@
-"""Persistence: the only package that imports SQLAlchemy.
+"""Persistence: the only package that imports SQLAlchemy or speaks SQL.
 
 `Store` bundles the domain-verb stores over one engine: configurations (with status and error
-log), deliveries (enqueue, claim_due, record, release) and tokens.
+log), deliveries (enqueue, claim_due, extend_leases, record, release, listen) and tokens. On
+PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pushgate.settings import Settings
 from pushgate.store.configurations import ConfigurationRow, ConfigurationStore, ErrorEntry, Status
 from pushgate.store.database import create_engine, migrate
-from pushgate.store.deliveries import Claimed, DeliveryStore, Failure, NewEvent, Result
-from pushgate.store.tables import DeliveryState, Role
+from pushgate.store.deliveries import Claimed, DeliveryStore, Failure, Lease, NewEvent, Result
+from pushgate.store.listener import Listener, channel_name
+from pushgate.store.tables import STATUS_SHARDS, DeliveryState, Role
 from pushgate.store.tokens import TokenRow, TokenStore
 
 __all__ = [
+    "STATUS_SHARDS",
     "Claimed",
     "ConfigurationRow",
     "DeliveryState",
     "ErrorEntry",
     "Failure",
+    "Lease",
     "NewEvent",
     "Result",
     "Role",
@@ -32,13 +36,27 @@ __all__ = [
 
 
 class Store:
-    """The stores of one database."""
+    """The stores of one database.
+
+    `status_shard` (0 ≤ shard < STATUS_SHARDS) is the status row this process adds its counts
+    to: processes that record outcomes concurrently should use different shards.
+    """
 
     def __init__(self, engine: AsyncEngine, settings: Settings, *, status_shard: int = 0) -> None:
+        if not 0 <= status_shard < STATUS_SHARDS:
+            raise ValueError(f"status_shard must be in 0..{STATUS_SHARDS - 1}")
         self.engine = engine
+        self._listener_engine: AsyncEngine | None = None
+        listener = None
+        if engine.dialect.name == "postgresql":
+            self._listener_engine = create_engine(settings, pooled=False, name="pushgate-listener")
+            listener = Listener(self._listener_engine, channel_name(settings.database_schema))
         self.configurations = ConfigurationStore(engine)
         self.deliveries = DeliveryStore(
-            engine, error_log_size=settings.error_log_size, status_shard=status_shard
+            engine,
+            error_log_size=settings.error_log_size,
+            status_shard=status_shard,
+            listener=listener,
         )
         self.tokens = TokenStore(engine)
 
@@ -57,3 +75,5 @@ class Store:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._listener_engine is not None:
+            await self._listener_engine.dispose()

@@ -11,7 +11,13 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.errors import Conflict, NotFound
-from pushgate.store.tables import configuration_status, configurations, error_log
+from pushgate.store.tables import (
+    DeliveryState,
+    configuration_status,
+    configurations,
+    deliveries,
+    error_log,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,18 @@ class ConfigurationStore:
     async def delete(self, integration_key: str, configuration_id: str) -> None:
         """Delete a configuration with its pending deliveries, status and error log."""
         async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Take the locks a worker recording outcomes takes, in its order (pending
+                # delivery rows by id, then the configuration), so the two cannot deadlock.
+                await conn.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.configuration_id == configuration_id,
+                        deliveries.c.state == DeliveryState.PENDING.value,
+                    )
+                    .order_by(deliveries.c.id)
+                    .with_for_update()
+                )
             result = await conn.execute(
                 delete(configurations).where(
                     configurations.c.id == configuration_id,

@@ -27,18 +27,21 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK = 0x70757368676174
 
 
-def create_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pooled: bool = True, name: str = "pushgate", **options: Any
+) -> AsyncEngine:
     """The async engine for `settings.database_url`.
 
-    `pooled=False` (PostgreSQL) opens a fresh connection per `connect()` and really closes it
-    afterwards: for a long-lived connection that must not hold a pool slot (the listener).
+    PostgreSQL only: `pooled=False` opens a fresh connection per `connect()` and really closes
+    it afterwards, for a long-lived connection that must not hold a pool slot (the listener);
+    `name` is the `application_name` that `pg_stat_activity` shows.
     """
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.database_url, **options)
         _tune_sqlite(engine)
         return engine
-    server_settings = {"application_name": "pushgate"}
+    server_settings = {"application_name": name}
     if settings.database_schema is not None:
         server_settings["search_path"] = settings.database_schema
     options.setdefault("connect_args", {}).setdefault("server_settings", server_settings)

@@ -2,12 +2,19 @@
 
 Every verb works on a batch in one transaction: claiming and completing deliveries one row per
 transaction is about twenty times slower than a hundred at a time.
+
+Concurrency (PostgreSQL, many workers): claims skip rows another transaction holds (`FOR UPDATE
+SKIP LOCKED`), so workers never wait for each other there. `record` takes its locks in one
+order — delivery rows it holds, then the configurations whose error log it writes (by id), then
+its own status shard rows (by configuration id) — so two workers cannot deadlock, and locks the
+configuration row only to keep the error log trimmed exactly: successes never wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +22,7 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from pushgate.store.listener import Listener
 from pushgate.store.tables import (
     DeliveryState,
     configuration_status,
@@ -49,6 +57,16 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """A delivery a worker holds: claimed, not yet recorded or released."""
+
+    delivery_id: int
+    event_id: str
+    configuration_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     """What the error log records of a failed attempt."""
 
@@ -77,12 +95,25 @@ class Result:
 
 
 class DeliveryStore:
-    """The delivery queue and the status counters it feeds."""
+    """The delivery queue and the status counters it feeds.
 
-    def __init__(self, engine: AsyncEngine, *, error_log_size: int, status_shard: int = 0) -> None:
+    `status_shard` is the `configuration_status` row this store adds its counts to; give every
+    process that records its own (reads sum the shards). `listener`, on PostgreSQL, carries the
+    wake-ups: `enqueue` notifies its channel, `listen` subscribes to it.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        error_log_size: int,
+        status_shard: int = 0,
+        listener: Listener | None = None,
+    ) -> None:
         self._engine = engine
         self._error_log_size = error_log_size
         self._shard = status_shard
+        self._listener = listener
         self._dialect = engine.dialect.name
 
     def _insert(self, table: Any) -> Any:
@@ -119,10 +150,31 @@ class DeliveryStore:
             ]
             if targets:
                 await conn.execute(deliveries.insert(), targets)
+                if self._listener is not None:
+                    # Sent at commit, never for a rolled-back transaction.
+                    await conn.execute(select(func.pg_notify(self._listener.channel, "")))
         return [e.id for e in batch if e.id in new_ids]
 
+    @contextlib.asynccontextmanager
+    async def listen(self, wake: Callable[[], None]) -> AsyncIterator[None]:
+        """Call `wake` whenever any process enqueues deliveries, until the block exits.
+
+        PostgreSQL only; on SQLite the block just runs (the in-process worker is woken
+        directly, and polling covers the rest).
+        """
+        if self._listener is None:
+            yield
+            return
+        async with self._listener.listening(wake):
+            yield
+
     async def claim_due(self, *, owner: str, now: int, limit: int, lease_ms: int) -> list[Claimed]:
-        """Lease up to `limit` due deliveries (waiting ones, and ones whose lease expired)."""
+        """Lease up to `limit` due deliveries (waiting ones, and ones whose lease expired).
+
+        On PostgreSQL rows that another claim holds are skipped, not waited for. The selection
+        is a MATERIALIZED CTE so that it runs exactly once: as an `IN (subquery)` the planner
+        may rescan it, and a rescan of `LIMIT … SKIP LOCKED` can pick other rows.
+        """
         due = (
             select(deliveries.c.id)
             .where(
@@ -132,10 +184,12 @@ class DeliveryStore:
             .order_by(deliveries.c.available_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         claim = (
             update(deliveries)
-            .where(deliveries.c.id.in_(due.scalar_subquery()))
+            .where(deliveries.c.id.in_(select(due.c.id)))
             .values(
                 lease_owner=owner,
                 available_at=now + lease_ms,
@@ -176,11 +230,27 @@ class DeliveryStore:
             for row in sorted(leased, key=lambda row: row.id)
         ]
 
-    async def record(self, results: Sequence[Result]) -> None:
-        """Record outcomes: delivery states, status counters and error-log entries, at once."""
+    async def record(self, results: Sequence[Result], *, owner: str) -> None:
+        """Record outcomes: delivery states, status counters and error-log entries, at once.
+
+        A final outcome (succeeded, failed, cancelled) is recorded by whoever reports it first
+        while the delivery is pending, and counted once; a later report for the same delivery
+        (a worker whose lease had expired) changes nothing. A retry is scheduled only while
+        `owner` still holds the lease, so it cannot take a delivery from its new holder. Every
+        failed attempt is counted and logged: it happened.
+        """
         if not results:
             return
         async with self._engine.begin() as conn:
+            if self._dialect == "postgresql":
+                # Lock this batch's delivery rows in id order before any statement updates
+                # them in its own order: only workers whose leases overlap ever compete here.
+                await conn.execute(
+                    select(deliveries.c.id)
+                    .where(deliveries.c.id.in_(sorted({r.delivery_id for r in results})))
+                    .order_by(deliveries.c.id)
+                    .with_for_update()
+                )
             succeeded = await self._finish(conn, results, DeliveryState.SUCCEEDED)
             await self._finish(conn, results, DeliveryState.FAILED)
             await self._finish(conn, results, DeliveryState.CANCELLED)
@@ -191,6 +261,7 @@ class DeliveryStore:
                     .where(
                         deliveries.c.id == bindparam("delivery_id"),
                         deliveries.c.state == DeliveryState.PENDING.value,
+                        deliveries.c.lease_owner == owner,
                     )
                     .values(available_at=bindparam("next_at"), lease_owner=None),
                     [{"delivery_id": r.delivery_id, "next_at": r.next_at} for r in retries],
@@ -225,12 +296,31 @@ class DeliveryStore:
         touched = {r.configuration_id for r in (*succeeded, *failures)}
         if not touched:
             return
-        existing = set(
+        failing = sorted({r.configuration_id for r in failures})
+        # One writer at a time per configuration's error log, so that each trim sees every
+        # committed entry and the log never holds more than error_log_size rows. NO KEY UPDATE:
+        # foreign-key checks (ingest inserting deliveries) do not wait for it.
+        locked = set(
             (
                 await conn.execute(
-                    select(configurations.c.id).where(configurations.c.id.in_(list(touched)))
+                    select(configurations.c.id)
+                    .where(configurations.c.id.in_(failing))
+                    .order_by(configurations.c.id)
+                    .with_for_update(key_share=True)
                 )
             ).scalars()
+            if failing
+            else ()
+        )
+        others = sorted(touched - set(failing))
+        existing = locked | set(
+            (
+                await conn.execute(
+                    select(configurations.c.id).where(configurations.c.id.in_(others))
+                )
+            ).scalars()
+            if others
+            else ()
         )
         totals: dict[str, dict[str, Any]] = defaultdict(
             lambda: {"success_count": 0, "error_count": 0, "last_success": None, "last_error": None}
@@ -301,6 +391,47 @@ class DeliveryStore:
                     error_log.c.id < oldest_kept,
                 )
             )
+
+    async def extend_leases(
+        self, delivery_ids: Sequence[int], *, owner: str, now: int, lease_ms: int
+    ) -> set[int]:
+        """Renew `owner`'s leases on these deliveries to `now + lease_ms`; returns those renewed.
+
+        A delivery missing from the answer is no longer held by `owner`: it was recorded, or its
+        lease expired and another worker claimed it.
+        """
+        if not delivery_ids:
+            return set()
+        async with self._engine.begin() as conn:
+            renewed = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(sorted(delivery_ids)),
+                    deliveries.c.lease_owner == owner,
+                    deliveries.c.state == DeliveryState.PENDING.value,
+                )
+                .values(available_at=now + lease_ms)
+                .returning(deliveries.c.id)
+            )
+            return set(renewed.scalars())
+
+    async def held_by(self, owner: str) -> list[Lease]:
+        """The deliveries `owner` holds: claimed and neither recorded nor released."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.event_id,
+                    deliveries.c.configuration_id,
+                    deliveries.c.available_at,
+                )
+                .where(
+                    deliveries.c.lease_owner == owner,
+                    deliveries.c.state == DeliveryState.PENDING.value,
+                )
+                .order_by(deliveries.c.id)
+            )
+            return [Lease(*row) for row in rows]
 
     async def release(self, delivery_ids: Sequence[int], *, owner: str, now: int) -> None:
         """Give back leased deliveries that were not attempted (graceful shutdown)."""

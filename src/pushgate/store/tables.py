@@ -71,6 +71,8 @@ configurations = Table(
 )
 
 # Counters are split in shards so that many workers do not queue on one row; read as a sum.
+# Each process picks one shard; 16 keeps a handful of workers apart and a read at 16 rows.
+STATUS_SHARDS = 16
 configuration_status = Table(
     "configuration_status",
     metadata,
