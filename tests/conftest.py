@@ -32,6 +32,7 @@ from pushgate.delivery.worker import Worker
 from pushgate.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+SECRET_KEY = "k" * 40
 
 
 def free_port() -> int:
@@ -152,7 +153,7 @@ def settings_factory(database: Database) -> Callable[..., Settings]:
             "retry_schedule": "5,30,120",
             "retry_jitter": 0,
             "request_timeout": 2,
-            "secret_key": "k" * 40,
+            "secret_key": SECRET_KEY,
         }
         values.update(overrides)
         return Settings(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -34,3 +35,17 @@ async def test_migrating_twice_changes_nothing(settings: Settings) -> None:
     async with engine.connect() as connection:
         assert await connection.run_sync(differences) == []
     await engine.dispose()
+
+
+async def test_processes_that_start_together_migrate_one_after_another(
+    settings: Settings,
+) -> None:
+    engines = [create_engine(settings) for _ in range(4)]
+    try:
+        async with asyncio.timeout(60):  # without the lock they may wait on each other forever
+            await asyncio.gather(*(migrate(engine) for engine in engines))
+        async with engines[0].connect() as connection:
+            assert await connection.run_sync(differences) == []
+    finally:
+        for engine in engines:
+            await engine.dispose()

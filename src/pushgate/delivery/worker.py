@@ -247,6 +247,13 @@ class Worker:
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
+        log.info(
+            "worker.stopping",
+            owner=self._owner,
+            in_flight=len(self._inflight),
+            releasing=len(self._ready),
+            grace_s=self._grace,
+        )
         unfinished = [delivery.id for delivery in self._ready]
         self._ready.clear()
         if self._inflight:
