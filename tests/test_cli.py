@@ -65,3 +65,15 @@ def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
     _, rest = worker.communicate(timeout=30)
     assert worker.returncode == 0
     assert "worker.stopped" in rest
+
+
+def test_postgresql_without_a_shared_secret_key_is_refused(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*PUSHGATE, "migrate"],
+        env={**env, "PUSHGATE_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "PUSHGATE_SECRET_KEY" in done.stderr

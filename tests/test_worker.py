@@ -12,6 +12,7 @@ import pytest
 from conftest import POSTGRES_URL, Database, Receiver, Server, flag_event
 from pushgate.configurations import Services
 from pushgate.delivery.worker import Worker, default_owner
+from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import DeliveryState, NewEvent, Store
 
@@ -196,3 +197,29 @@ async def _configuration(store: Store) -> str:
         now=0,
     )
     return created.id
+
+
+async def test_configuration_sealed_with_another_key_fails_its_deliveries_not_the_batch(
+    server: Server, receiver: Receiver, settings_factory: Callable[..., Settings]
+) -> None:
+    status, _ = await server.call(
+        "POST",
+        "/api/v2/integrations/webhook",
+        {"name": "signed", "on": True, "config": {"url": receiver.url, "secret": "s3cret-value"}},
+    )
+    assert status == 201
+    await make_webhook(server, receiver.url)  # no secret: readable with any key
+    await post_events(server, "e1")
+
+    other_key = settings_factory(secret_key="another-key-" + "x" * 30)
+    rt = server.runtime
+    services = Services(rt.catalog, rt.store, load_secret_box(other_key))
+    await Worker(services, rt.engine, other_key, server.clock).run_until_idle()
+
+    assert len(receiver.requests) == 1  # the readable configuration got its event
+    _, listing = await server.call("GET", "/api/v2/integrations/webhook")
+    signed = next(item for item in listing["items"] if item["name"] == "signed")
+    error = signed["_status"]["errors"][0]
+    assert "cannot decrypt" in error["error"]
+    assert "PUSHGATE_SECRET_KEY" in error["hint"]
+    assert error["willRetry"] is True

@@ -186,6 +186,13 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", async_database_url(self.database_url))
         if self.database_schema is not None and self.is_sqlite:
             raise ValueError("database_schema: only PostgreSQL has schemas")
+        if self.secret_key is None and not self.is_sqlite:
+            # A key file is per host; processes on other hosts would make keys of their own and
+            # could not open each other's configurations.
+            raise ValueError(
+                "secret_key: PostgreSQL means several processes, often on several hosts; set "
+                "PUSHGATE_SECRET_KEY, the same in every process"
+            )
         return self
 
     @property

@@ -29,7 +29,7 @@ import structlog
 from pushgate.clock import Clock
 from pushgate.configurations import Services, open_config
 from pushgate.delivery.engine import Engine
-from pushgate.errors import DeliveryError
+from pushgate.errors import DeliveryError, RetryableDeliveryError
 from pushgate.integrations.base import Integration, IntegrationConfig
 from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
@@ -42,6 +42,10 @@ log = structlog.get_logger("pushgate.delivery")
 FLUSH_INTERVAL = 0.05
 # Leases are renewed this many times per lease period: one late or failed renewal is harmless.
 RENEWALS_PER_LEASE = 3
+UNREADABLE_HINT = (
+    "this worker cannot open the configuration; every process sharing the database needs the "
+    "same PUSHGATE_SECRET_KEY"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,8 @@ class _Target:
     version: int
     on: bool
     integration: Integration[Any]
-    config: IntegrationConfig
+    config: IntegrationConfig | None
+    unreadable: str = ""  # why `config` is None: its secrets do not open with our key
 
 
 def default_owner() -> str:
@@ -282,7 +287,14 @@ class Worker:
         rows = await self._services.store.configurations.load(stale)
         for row in rows.values():
             integration = self._services.catalog.get(row.integration_key)
-            config = open_config(self._services, row)
+            try:
+                config = open_config(self._services, row)
+            except ValueError as error:
+                # Typically a process with another PUSHGATE_SECRET_KEY: show it in the error log
+                # of the configuration, rather than failing the whole batch again and again.
+                log.error("configuration.unreadable", configuration_id=row.id, error=str(error))
+                self._targets[row.id] = _Target(row.version, row.on, integration, None, str(error))
+                continue
             self._targets[row.id] = _Target(row.version, row.on, integration, config)
 
     async def _attempt(self, delivery: Claimed) -> None:
@@ -297,7 +309,14 @@ class Worker:
             self._outcomes.append(self._result(delivery, DeliveryState.CANCELLED))
             bound.info("delivery.cancelled", reason="configuration turned off or deleted")
             return
-        failure = await self._engine.attempt(target.integration, target.config, delivery.payload)
+        if target.config is None:
+            failure: DeliveryError | None = RetryableDeliveryError(
+                target.unreadable, hint=UNREADABLE_HINT
+            )
+        else:
+            failure = await self._engine.attempt(
+                target.integration, target.config, delivery.payload
+            )
         integration = target.integration.key
         if failure is None:
             ATTEMPTS.labels(integration, "success").inc()
