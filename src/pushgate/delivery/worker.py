@@ -186,7 +186,10 @@ class Worker:
         return stop.is_set()
 
     async def run_until_idle(self) -> int:
-        """Deliver until nothing is due at the clock's current time; returns attempts made."""
+        """Deliver until nothing is due at the clock's current time; returns attempts made.
+
+        No listener and no lease renewal: for tests, benchmarks and one-off drains.
+        """
         attempts = 0
         while True:
             claimed = await self._fill()
