@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
+
 from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, PermanentDeliveryError
 from pushgate.events import build_context
 from pushgate.integrations.base import SECRET_MASK, Endpoints, Integration, IntegrationConfig
+
+log = structlog.get_logger("pushgate.delivery")
 
 
 class Engine:
@@ -35,14 +39,15 @@ class Engine:
         try:
             context = build_context(payload, link_base_url=self._link_base_url)
             request = integration.build_request(context, config, self.endpoints)
-        except (ValueError, TypeError, KeyError) as error:
-            # A bug or an unusable config must not stall the queue: record it and move on.
-            return PermanentDeliveryError(f"could not build the request: {error}")
-        try:
             response = await self.transport.send(request)
             integration.classify(response)
         except DeliveryError as error:
             return _redacted(error, integration.secret_values(config))
+        except Exception as error:
+            # A bug in an adapter must not stall the queue or crash the worker: log it with its
+            # traceback, and record the attempt as a permanent failure.
+            log.exception("delivery.adapter_error", integration=integration.key)
+            return PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
         return None
 
 

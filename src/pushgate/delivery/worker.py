@@ -80,9 +80,17 @@ class Worker:
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
         self._outcomes: list[Result] = []
         self._wake = asyncio.Event()
+        self._claiming: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._exhausted = False  # the last claim found less than a batch due
+        self._claimed = 0
+        # One database operation at a time per worker: SQLite has one writer anyway, and
+        # waiting here is cheaper than SQLite's busy-retry sleeps.
+        self._db = asyncio.Lock()
 
     def wake(self) -> None:
         """Tell the worker new deliveries may be due (called after events are enqueued)."""
+        self._exhausted = False
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -90,11 +98,7 @@ class Worker:
         log.info("worker.started", owner=self._owner, concurrency=self._concurrency)
         try:
             while not stop.is_set():
-                claimed = await self._fill()
-                if self._inflight:
-                    await self._settle()
-                elif not claimed:
-                    await self._flush()
+                if not await self._turn():
                     await self._idle(stop)
         finally:
             await self._drain()
@@ -102,47 +106,64 @@ class Worker:
 
     async def run_until_idle(self) -> int:
         """Deliver until nothing is due at the clock's current time; returns attempts made."""
-        attempts = 0
-        while True:
-            claimed = await self._fill()
-            attempts += claimed
-            if self._inflight:
-                await self._settle()
-            elif not claimed:
-                await self._flush()
-                return attempts
+        self._exhausted = False
+        self._claimed = 0
+        while await self._turn():
+            pass
+        return self._claimed
 
-    async def _fill(self) -> int:
-        """Claim a batch when there is room for one; start attempts while slots are free."""
-        claimed: list[Claimed] = []
+    async def _turn(self) -> bool:
+        """Start what can start, then wait for something to finish.
+
+        Claims and records run as tasks beside the HTTP attempts, so the database round trips
+        do not stall sending. Returns False when nothing is due, in flight or unrecorded.
+        """
         held = len(self._ready) + len(self._inflight)
-        # Claim whole batches: each claim is a transaction, and small ones waste them.
-        if held <= self._concurrency:
-            claimed = await self._store.deliveries.claim_due(
-                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
-            )
-            if claimed:
-                await self._load_targets(claimed)
-                self._ready.extend(claimed)
+        # Claim whole batches, and only when a whole batch fits: each claim is a transaction.
+        if self._claiming is None and not self._exhausted and held <= self._concurrency:
+            self._claiming = asyncio.create_task(self._claim())
         while self._ready and len(self._inflight) < self._concurrency:
             delivery = self._ready.popleft()
             self._inflight[asyncio.create_task(self._attempt(delivery))] = delivery
-        return len(claimed)
-
-    async def _settle(self) -> None:
-        """Wait for some attempts to finish; record when enough outcomes have gathered."""
+        if self._outcomes and (len(self._outcomes) >= self._batch or not self._inflight):
+            self._start_flush()
+        waiting = set(self._inflight)
+        waiting.update(task for task in (self._claiming, self._flushing) if task is not None)
+        if not waiting:
+            return False
         done, _ = await asyncio.wait(
-            self._inflight, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+            waiting, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
         )
         for task in done:
-            del self._inflight[task]
+            if task is self._claiming:
+                self._claiming = None
+            elif task is self._flushing:
+                self._flushing = None
+            else:
+                del self._inflight[task]
             task.result()
-        if len(self._outcomes) >= self._batch or not done or not self._inflight:
-            await self._flush()
+        if not done and self._outcomes:
+            self._start_flush()  # attempts finish slowly: do not hold finished ones back
+        return True
 
-    async def _flush(self) -> None:
-        if self._outcomes:
+    async def _claim(self) -> None:
+        async with self._db:
+            claimed = await self._store.deliveries.claim_due(
+                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
+            )
+            await self._load_targets(claimed)
+        # A short batch means nothing more is due now; look again when woken or polled.
+        self._exhausted = len(claimed) < self._batch
+        self._claimed += len(claimed)
+        self._ready.extend(claimed)
+
+    def _start_flush(self) -> None:
+        if self._flushing is None:
             outcomes, self._outcomes = self._outcomes, []
+            self._flushing = asyncio.create_task(self._record(outcomes))
+
+    async def _record(self, outcomes: list[Result]) -> None:
+        async with self._db:
             await self._store.deliveries.record(outcomes)
 
     async def _idle(self, stop: asyncio.Event) -> None:
@@ -151,9 +172,14 @@ class Worker:
         await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+        self._exhausted = False
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
+        for task in (self._claiming, self._flushing):
+            if task is not None:
+                await task
+        self._claiming = self._flushing = None
         unfinished = [delivery.id for delivery in self._ready]
         self._ready.clear()
         if self._inflight:
@@ -164,7 +190,8 @@ class Worker:
                 await asyncio.gather(*pending, return_exceptions=True)
             unfinished += [self._inflight[task].id for task in pending]
             self._inflight.clear()
-        await self._flush()
+        outcomes, self._outcomes = self._outcomes, []
+        await self._record(outcomes)
         await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
 
     async def _load_targets(self, claimed: list[Claimed]) -> None:
@@ -215,7 +242,11 @@ class Worker:
         record = Failure(
             status_code=failure.status_code,
             response_body=failure.response_body,
-            error=None if failure.status_code is not None else failure.description,
+            # "HTTP 503" repeats the status code; other descriptions say more (no answer at
+            # all, a 200 whose body reports a failure, which request of several failed).
+            error=None
+            if failure.description == f"HTTP {failure.status_code}"
+            else failure.description,
             hint=failure.hint,
         )
         self._outcomes.append(
