@@ -31,6 +31,12 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, webhook
+    from pushgate.integrations import datadog, msteams, webhook
 
-    return Catalog([datadog.Datadog(), webhook.Webhook()])
+    return Catalog(
+        [
+            datadog.Datadog(),
+            webhook.Webhook(),
+            msteams.Teams(),
+        ]
+    )
