@@ -31,12 +31,13 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, msteams, webhook
+    from pushgate.integrations import datadog, msteams, splunk, webhook
 
     return Catalog(
         [
             datadog.Datadog(),
             webhook.Webhook(),
             msteams.Teams(),
+            splunk.Splunk(),
         ]
     )
