@@ -31,7 +31,7 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, msteams, splunk, webhook
+    from pushgate.integrations import datadog, msteams, signalfx, splunk, webhook
 
     return Catalog(
         [
@@ -39,5 +39,6 @@ def default_catalog() -> Catalog:
             webhook.Webhook(),
             msteams.Teams(),
             splunk.Splunk(),
+            signalfx.SignalFx(),
         ]
     )
