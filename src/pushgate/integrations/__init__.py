@@ -31,7 +31,7 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, msteams, signalfx, splunk, webhook
+    from pushgate.integrations import appdynamics, datadog, msteams, signalfx, splunk, webhook
 
     return Catalog(
         [
@@ -40,5 +40,6 @@ def default_catalog() -> Catalog:
             msteams.Teams(),
             splunk.Splunk(),
             signalfx.SignalFx(),
+            appdynamics.AppDynamics(),
         ]
     )
