@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from conftest import Server, flag_event
 from pushgate.clock import ManualClock
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.integrations.appdynamics import AppDynamics
@@ -340,3 +341,20 @@ def test_config_refuses_a_client_name_that_already_names_the_account() -> None:
                 "clientSecret": SECRET,
             }
         )
+
+
+async def test_worker_deliveries_share_one_token_through_the_catalog(
+    server: Server, vendor: VendorFactory
+) -> None:
+    controller, config = await start(vendor)
+    body = {"name": "appd", "on": True, "config": config}
+    status, created = await server.call("POST", "/api/v2/integrations/appdynamics", body)
+    assert status == 201, created
+    assert created["config"]["clientSecret"] == "********"
+
+    await server.call("POST", "/api/v2/events", flag_event("e1"))
+    await server.call("POST", "/api/v2/events", flag_event("e2"))
+    assert await server.deliver() == 2
+
+    assert controller.grants == 1
+    assert sorted(event["properties"]["event_id"] for event in controller.events) == ["e1", "e2"]

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import free_port
+from conftest import Server, flag_event, free_port
 from pushgate.errors import (
     InvalidRequest,
     PermanentDeliveryError,
@@ -323,3 +323,25 @@ async def test_skip_ca_verification_reaches_a_self_signed_collector_for_that_con
     assert isinstance(second, TransportError)
     assert third is None
     assert len(collector.envelopes) == 2
+
+
+async def test_configuration_made_through_the_api_keeps_kebab_keys_masks_the_token_and_delivers(
+    server: Server, vendor: VendorFactory
+) -> None:
+    collector = Collector()
+    base = await vendor(collector.app())
+    body = {"name": "splunk", "on": True, "config": config(base)}
+
+    status, created = await server.call("POST", "/api/v2/integrations/splunk", body)
+    assert status == 201, created
+    assert created["config"] == {
+        "base-url": base,
+        "token": "********",
+        "skip-ca-verification": False,
+    }
+    await server.call("POST", "/api/v2/events", flag_event("e1"))
+    assert await server.deliver() == 1
+
+    assert [envelope["event"]["id"] for envelope in collector.envelopes] == ["e1"]
+    _, stored = await server.call("GET", f"/api/v2/integrations/splunk/{created['_id']}")
+    assert stored["_status"]["successCount"] == 1
