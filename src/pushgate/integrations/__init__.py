@@ -31,6 +31,15 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, webhook
+    from pushgate.integrations import appdynamics, datadog, msteams, signalfx, splunk, webhook
 
-    return Catalog([datadog.Datadog(), webhook.Webhook()])
+    return Catalog(
+        [
+            datadog.Datadog(),
+            webhook.Webhook(),
+            msteams.Teams(),
+            splunk.Splunk(),
+            signalfx.SignalFx(),
+            appdynamics.AppDynamics(),
+        ]
+    )
