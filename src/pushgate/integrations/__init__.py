@@ -31,6 +31,6 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, dynatrace, webhook
+    from pushgate.integrations import datadog, dynatrace, elastic, webhook
 
-    return Catalog([datadog.Datadog(), dynatrace.Dynatrace(), webhook.Webhook()])
+    return Catalog([datadog.Datadog(), dynatrace.Dynatrace(), elastic.Elastic(), webhook.Webhook()])
