@@ -8,6 +8,7 @@ from typing import Any, get_args
 import pytest
 from aiohttp import web
 
+from conftest import Server
 from integrations.conftest import FLAG_EVENT, PROJECT_EVENT, Attempt, VendorFactory
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.events import build_context, parse_entry
@@ -237,3 +238,18 @@ def test_config_errors_name_the_field(config: dict[str, Any], message: str) -> N
     with pytest.raises(InvalidRequest) as raised:
         Datadog().parse_config(config)
     assert message in raised.value.message
+
+
+async def test_launchdarkly_api_creates_a_configuration_with_the_secret_masked(
+    server: Server,
+) -> None:
+    body = {"name": "datadog", "on": True, "config": {"apiKey": API_KEY}}
+
+    status, created = await server.call("POST", "/api/v2/integrations/datadog", body)
+
+    assert status == 201, created
+    assert created["config"] == {
+        "apiKey": "********",
+        "hostURL": "https://api.datadoghq.com",
+        "hideMemberDetails": False,
+    }

@@ -9,6 +9,7 @@ from typing import Any, get_args
 import pytest
 from aiohttp import web
 
+from conftest import Server
 from integrations.conftest import FLAG_EVENT, PROJECT_EVENT, Attempt, VendorFactory
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.integrations.dynatrace import Dynatrace, DynatraceEntity, entity_selector
@@ -281,3 +282,39 @@ def test_config_errors_name_the_field(config: dict[str, Any], message: str) -> N
     with pytest.raises(InvalidRequest) as raised:
         Dynatrace().parse_config(config)
     assert message in raised.value.message
+
+
+async def test_launchdarkly_api_creates_a_configuration_with_the_secret_masked(
+    server: Server,
+) -> None:
+    body = {
+        "name": "dynatrace",
+        "on": True,
+        "config": {"apiToken": TOKEN, "url": "https://abc12345.live.dynatrace.com"},
+    }
+
+    status, created = await server.call("POST", "/api/v2/integrations/dynatrace", body)
+
+    assert status == 201, created
+    assert created["config"] == {
+        "apiToken": "********",
+        "url": "https://abc12345.live.dynatrace.com",
+        "entity": "APPLICATION",
+    }
+
+
+async def test_validate_connection_reports_an_unmatched_selector_with_its_hint(
+    server: Server, vendor: VendorFactory, dynatrace: FakeDynatrace
+) -> None:
+    url = await vendor(dynatrace.app())
+    config = {"apiToken": TOKEN, "url": url, "entity": "HOST"}
+
+    status, report = await server.call(
+        "POST", "/api/v2/integrations/dynatrace/validate", {"config": config}
+    )
+
+    assert status == 200
+    assert report["ok"] is False
+    assert report["statusCode"] == 201
+    assert json.loads(report["responseBody"])["reportCount"] == 0
+    assert "entity" in report["hint"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from conftest import Server
 from integrations.conftest import FLAG_EVENT, PROJECT_EVENT, Attempt, VendorFactory
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.integrations.elastic import Elastic, check_index_name
@@ -298,3 +299,22 @@ def test_valid_index_names_are_accepted(index: str) -> None:
     config = {"url": "https://es.example.com", "token": WRITER, "index": index}
 
     assert Elastic().parse_config(config).index == index
+
+
+async def test_launchdarkly_api_creates_a_configuration_with_the_secret_masked(
+    server: Server,
+) -> None:
+    body = {
+        "name": "elastic",
+        "on": True,
+        "config": {"url": "https://es.example.com:9243", "token": WRITER, "index": "audit"},
+    }
+
+    status, created = await server.call("POST", "/api/v2/integrations/elastic", body)
+
+    assert status == 201, created
+    assert created["config"] == {
+        "url": "https://es.example.com:9243",
+        "token": "********",
+        "index": "audit",
+    }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from conftest import Server
 from integrations.conftest import FLAG_EVENT, PROJECT_EVENT, Attempt, VendorFactory
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.events import build_context, parse_entry
@@ -224,3 +225,18 @@ def test_config_errors_name_the_field(config: dict[str, Any], message: str) -> N
     with pytest.raises(InvalidRequest) as raised:
         Honeycomb().parse_config(config)
     assert message in raised.value.message
+
+
+async def test_launchdarkly_api_creates_a_configuration_with_the_secret_masked(
+    server: Server,
+) -> None:
+    body = {
+        "name": "honeycomb",
+        "on": True,
+        "config": {"datasetName": "production", "apiKey": API_KEY},
+    }
+
+    status, created = await server.call("POST", "/api/v2/integrations/honeycomb", body)
+
+    assert status == 201, created
+    assert created["config"] == {"datasetName": "production", "apiKey": "********"}

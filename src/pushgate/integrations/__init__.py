@@ -31,6 +31,15 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, dynatrace, elastic, webhook
+    from pushgate.integrations import datadog, dynatrace, elastic, honeycomb, newrelic, webhook
 
-    return Catalog([datadog.Datadog(), dynatrace.Dynatrace(), elastic.Elastic(), webhook.Webhook()])
+    return Catalog(
+        [
+            datadog.Datadog(),
+            dynatrace.Dynatrace(),
+            elastic.Elastic(),
+            honeycomb.Honeycomb(),
+            newrelic.NewRelic(),
+            webhook.Webhook(),
+        ]
+    )
