@@ -42,8 +42,8 @@ _OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
 _REPLACEMENT = "\ufffd"
 
 APPLICATION_HINT = (
-    "New Relic does not know this application for the API key: check applicationId (the number "
-    "in the APM application's URL), and domain (EU accounts use api.eu.newrelic.com)."
+    "New Relic does not know this application for the API key: check applicationId (the "
+    "numeric appId of the APM application) and domain (EU accounts use api.eu.newrelic.com)."
 )
 REFUSED_HINT = (
     "New Relic refused the deployment: it refuses a timestamp earlier than the application's "
@@ -66,7 +66,10 @@ class NewRelicConfig(IntegrationConfig):
     application_id: str = Field(
         alias="applicationId",
         title="Application ID",
-        description="The numeric id of the APM application: the number in its URL in New Relic.",
+        description=(
+            "The numeric id of the APM application (its metadata in APM & services shows it "
+            "as appId)."
+        ),
         json_schema_extra={"placeholder": "1234567890"},
     )
     domain: NewRelicDomain = Field(
