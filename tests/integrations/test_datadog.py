@@ -191,6 +191,16 @@ async def test_rate_limit_is_retried_after_the_window_datadog_announces(
     assert failure.retry_after == 17
 
 
+async def test_a_comment_of_several_lines_is_quoted_line_by_line(
+    vendor: VendorFactory, datadog: FakeDatadog
+) -> None:
+    entry = {**FLAG_EVENT, "comment": "Rolling out\nto everyone"}
+
+    assert await send(vendor, datadog, entry) is None
+
+    assert "\n> Rolling out\n> to everyone\n" in datadog.events[0]["text"]
+
+
 async def test_long_details_are_cut_to_datadogs_text_limit(
     vendor: VendorFactory, datadog: FakeDatadog
 ) -> None:

@@ -130,7 +130,7 @@ def _text(event: EventContext, *, hide_member: bool) -> str:
     if event.details_markdown:
         lines += ["", _redact(event.details_markdown, member)]
     if event.comment:
-        lines += ["", f"> {_redact(event.comment, member)}"]
+        lines += ["", *(f"> {line}" for line in _redact(event.comment, member).splitlines())]
     if event.url:
         lines += ["", f"[Open the change]({event.url})"]
     room = TEXT_LIMIT - len(MARKDOWN_START) - len(MARKDOWN_END)
