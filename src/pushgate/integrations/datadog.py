@@ -142,12 +142,11 @@ def _text(event: EventContext, *, hide_member: bool) -> str:
 
 def _anonymous_title(event: EventContext) -> str:
     """The title without the person: "Someone turned on the flag New checkout in Production"."""
-    verb = event.payload.get("titleVerb")
-    if isinstance(verb, str) and verb:
-        title = f"{ANONYMOUS} {verb} {event.name}"
+    if event.title_verb:
+        title = f"{ANONYMOUS} {event.title_verb} {event.name}"
     else:
         title = f"{ANONYMOUS} changed the {event.kind} {event.name}"
-    if event.environment and event.kind != "environment":
+    if event.environment and not event.is_environment:
         title += f" in {event.environment.name}"
     return title
 
