@@ -31,15 +31,30 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import appdynamics, datadog, msteams, signalfx, splunk, webhook
+    from pushgate.integrations import (
+        appdynamics,
+        datadog,
+        dynatrace,
+        elastic,
+        honeycomb,
+        msteams,
+        newrelic,
+        signalfx,
+        splunk,
+        webhook,
+    )
 
     return Catalog(
         [
             datadog.Datadog(),
-            webhook.Webhook(),
+            dynatrace.Dynatrace(),
+            elastic.Elastic(),
+            honeycomb.Honeycomb(),
             msteams.Teams(),
-            splunk.Splunk(),
+            newrelic.NewRelic(),
             signalfx.SignalFx(),
+            splunk.Splunk(),
             appdynamics.AppDynamics(),
+            webhook.Webhook(),
         ]
     )
