@@ -530,3 +530,20 @@ def test_validation_entry_context_reads_well() -> None:
     assert context.environment == Environment(key="test", name="test", tags=())
     assert context.project is not None
     assert context.project.key == "pushgate"
+
+
+@pytest.mark.parametrize(
+    ("resource", "name", "project_name", "environment_name"),
+    [
+        ("proj/web", "Web shop", "Web shop", None),
+        ("proj/web:env/staging", "Staging", "web", "Staging"),
+        ("proj/web:env/staging:flag/x", "X flag", "web", "staging"),
+    ],
+)
+def test_the_entry_name_names_a_changed_project_or_environment(
+    resource: str, name: str, project_name: str, environment_name: str | None
+) -> None:
+    context = context_of({"name": name, "accesses": [{"action": "update", "resource": resource}]})
+    assert context.project is not None
+    assert context.project.name == project_name
+    assert (context.environment.name if context.environment else None) == environment_name

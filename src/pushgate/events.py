@@ -388,16 +388,25 @@ def _project(segments: list[_Segment], entry: Mapping[str, Any]) -> Project | No
     proj, env = found.get("proj"), found.get("env")
     if proj is None or proj.key is None:
         return None
+    # The entry's own name is the changed resource's: the project's on a project event, the
+    # environment's on an environment event.
+    changed = segments[-1].type
+    own_name = _str(entry.get("name"))
     environment = None
     if env is not None and env.key is not None:
-        environment = Environment(env.key, _name_of(entry.get("environment"), env.key), env.tags)
-    return Project(proj.key, _name_of(entry.get("project"), proj.key), proj.tags, environment)
+        fallback = own_name if changed == "env" else None
+        name = _name_of(entry.get("environment"), env.key, fallback)
+        environment = Environment(env.key, name, env.tags)
+    fallback = own_name if changed == "proj" else None
+    return Project(
+        proj.key, _name_of(entry.get("project"), proj.key, fallback), proj.tags, environment
+    )
 
 
-def _name_of(named: object, key: str) -> str:
+def _name_of(named: object, key: str, fallback: str | None) -> str:
     if isinstance(named, Mapping) and _str(named.get("key")) in (None, key):
-        return _str(named.get("name")) or key
-    return key
+        return _str(named.get("name")) or fallback or key
+    return fallback or key
 
 
 def _site_url(links: object, link_base_url: str | None) -> str | None:

@@ -143,7 +143,7 @@ async def test_project_change_is_tagged_with_its_project_only(
     [event] = datadog.events
     assert event["title"] == "Bo renamed the project Web shop"
     # The entry names no `project` object, so the project is shown by its key.
-    assert "**Project:** web" in event["text"]
+    assert "**Project:** Web shop" in event["text"]
     assert "Environment" not in event["text"]
     assert event["tags"] == [
         "kind:project",

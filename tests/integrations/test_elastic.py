@@ -171,7 +171,7 @@ async def test_project_change_has_no_environment_and_no_link(
     [document] = elastic.documents["pushgate-audit"]
     assert document["message"] == "Bo renamed the project Web shop"
     assert document["event"] == {"id": "p1", "kind": "project", "action": "updateName"}
-    assert document["project"] == {"key": "web", "name": "web", "tags": []}
+    assert document["project"] == {"key": "web", "name": "Web shop", "tags": []}
     assert "environment" not in document
     assert "url" not in document
     assert document["tags"] == []

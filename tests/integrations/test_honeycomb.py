@@ -122,7 +122,7 @@ async def test_project_change_is_a_marker_of_its_own_type_without_a_link(
     assert await send(vendor, honeycomb, PROJECT_EVENT, datasetName="__all__") is None
 
     [marker] = honeycomb.markers["__all__"]
-    assert marker["message"] == "Bo renamed the project Web shop [web]"
+    assert marker["message"] == "Bo renamed the project Web shop [Web shop]"
     assert marker["type"] == "project change"
     assert "url" not in marker
 

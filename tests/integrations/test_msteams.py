@@ -139,7 +139,7 @@ async def test_project_event_names_the_project_and_has_no_button_without_a_link(
     assert await Attempt(Teams()).send(config, PROJECT_EVENT) is None
 
     [card] = channel.cards
-    assert texts(card) == ["Bo renamed the project Web shop", "Project: web"]
+    assert texts(card) == ["Bo renamed the project Web shop", "Project: Web shop"]
     assert "actions" not in card
 
 

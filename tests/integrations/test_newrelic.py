@@ -124,7 +124,7 @@ async def test_project_change_is_its_own_marker(
 
     [marker] = newrelic.deployments[APPLICATION_ID]
     assert marker["revision"] == "p1"
-    assert marker["description"] == "Bo renamed the project Web shop (project web)"
+    assert marker["description"] == "Bo renamed the project Web shop (project Web shop)"
     assert marker["changelog"] == "project web: updateName"
     assert marker["user"] == "Bo"
 

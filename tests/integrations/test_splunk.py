@@ -139,7 +139,7 @@ async def test_project_event_has_project_but_no_environment(vendor: VendorFactor
     event = collector.envelopes[0]["event"]
     assert event["kind"] == "project"
     assert event["message"] == "Bo renamed the project Web shop"
-    assert event["project"] == {"key": "web", "name": "web"}
+    assert event["project"] == {"key": "web", "name": "Web shop"}
     assert "environment" not in event
     assert event["user"] == {"name": "Bo", "email": "bo@example.com"}
 
