@@ -33,12 +33,13 @@ class FakeElasticsearch:
     def __init__(self) -> None:
         self.keys = {WRITER: "write", READER: "read"}
         self.documents: dict[str, list[dict[str, Any]]] = {}
+        self.ids: dict[str, set[str]] = {}
         self.auto_create = True
         self.overloaded = False
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/{index}/_doc", self.index_document)
+        app.router.add_put("/{index}/_create/{id}", self.index_document)
         return app
 
     async def index_document(self, request: web.Request) -> web.Response:
@@ -78,10 +79,18 @@ class FakeElasticsearch:
         if problem := _mapping_problem(document):
             return _error(400, "document_parsing_exception", problem)
         stored = self.documents.setdefault(index, [])
+        doc_id = request.match_info["id"]
+        if doc_id in self.ids.setdefault(index, set()):
+            return _error(
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, document already exists (current version [1])",
+            )
+        self.ids[index].add(doc_id)
         stored.append(document)
         answer = {
             "_index": index,
-            "_id": f"doc{len(stored)}",
+            "_id": doc_id,
             "_version": 1,
             "result": "created",
             "_shards": {"total": 2, "successful": 1, "failed": 0},
@@ -318,3 +327,14 @@ async def test_launchdarkly_api_creates_a_configuration_with_the_secret_masked(
         "token": "********",
         "index": "audit",
     }
+
+
+async def test_a_redelivered_event_is_indexed_once_and_counts_as_delivered(
+    vendor: VendorFactory,
+) -> None:
+    elastic = FakeElasticsearch()
+    url = await vendor(elastic.app())
+    config = {"url": url, "token": WRITER, "index": "pushgate-audit"}
+    assert await Attempt(Elastic()).send(config, FLAG_EVENT) is None
+    assert await Attempt(Elastic()).send(config, FLAG_EVENT) is None  # e.g. after a timeout
+    assert len(elastic.documents["pushgate-audit"]) == 1

@@ -1,4 +1,7 @@
-"""Elastic (ELK) Stack: index each event as one document, `POST {url}/{index}/_doc`.
+"""Elastic (ELK) Stack: each event as one document, `PUT {url}/{index}/_create/{event id}`.
+
+The event id is the document id, so a delivery repeated after a lost answer (at-least-once)
+cannot index the event twice: Elasticsearch answers 409, which counts as delivered.
 
 Auth is an Elasticsearch API key: `Authorization: ApiKey <encoded>`, where `encoded` is the
 base64 of `id:api_key` that the create-API-key call (and Kibana) hands out. Elasticsearch answers
@@ -38,6 +41,8 @@ from pushgate.integrations.base import (
 INDEX_NAME_MAX_BYTES = 255
 INDEX_FORBIDDEN_CHARACTERS = frozenset('\\/*?"<>| ,#:')
 INDEX_FORBIDDEN_STARTS = ("-", "_", "+")
+# Elasticsearch answers this when a document with the same id exists already.
+CONFLICT = 409
 
 
 class ElasticConfig(IntegrationConfig):
@@ -126,12 +131,22 @@ class Elastic(Integration[ElasticConfig]):
     def build_request(
         self, event: EventContext, config: ElasticConfig, endpoints: Endpoints
     ) -> OutboundRequest:
-        url = f"{config.url.rstrip('/')}/{quote(config.index, safe='')}/_doc"
+        index, doc_id = quote(config.index, safe=""), quote(event.id, safe="")
+        url = f"{config.url.rstrip('/')}/{index}/_create/{doc_id}"
         headers = {**JSON_HEADERS, "Authorization": f"ApiKey {config.token.get_secret_value()}"}
-        return OutboundRequest("POST", url, headers, json.dumps(document(event)).encode())
+        return OutboundRequest("PUT", url, headers, json.dumps(document(event)).encode())
 
     def classify(self, response: InboundResponse) -> None:
-        """The common reading, with hints for Elasticsearch's privilege and index errors."""
+        """The common reading, with hints for Elasticsearch's privilege and index errors.
+
+        A 409 version conflict means a document with this event's id is already in the index:
+        an earlier attempt got through (its answer was lost), so this one succeeded too.
+        """
+        if (
+            response.status == CONFLICT
+            and _error_type(response) == "version_conflict_engine_exception"
+        ):
+            return
         try:
             classify_status(response, auth_hint=self.auth_hint)
         except PermanentDeliveryError as error:
@@ -183,11 +198,16 @@ def _without_empty(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _hint(response: InboundResponse) -> str | None:
-    """A hint from Elasticsearch's error type for the errors people can fix in the form."""
+def _error_type(response: InboundResponse) -> str | None:
     answer = response.json()
     error = answer.get("error") if isinstance(answer, dict) else None
     kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _hint(response: InboundResponse) -> str | None:
+    """A hint from Elasticsearch's error type for the errors people can fix in the form."""
+    kind = _error_type(response)
     if response.status == 403:
         return (
             "The API key in token may not write to index: give it the create_doc (or index) "
