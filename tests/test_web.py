@@ -439,3 +439,21 @@ async def test_the_error_log_lists_errors_newest_first(
     assert '"quota exceeded",' in folded.text  # pretty-printed, one item per line
     times = [e.attrs["data-ts"] for e in page.find("time", data_format="local")]
     assert times == [str(server.clock()), str(server.clock() - 1000)]
+
+
+async def test_every_integration_in_the_catalog_gets_a_working_form(
+    server: Server, admin: WebClient
+) -> None:
+    csrf = await admin.csrf()
+    for integration in server.runtime.catalog:
+        base = f"{INTEGRATIONS}/{integration.key}"
+        page = (await admin.get(base + "/new")).page
+        for field in integration.form():
+            name = "config." + field["key"]
+            control = page.one(name=name)
+            assert page.one("label", for_=control.attrs["id"]).text.startswith(field["label"])
+        answer = await admin.post(base + "/new", {"csrf": csrf, "name": ""})
+        assert answer.status == 400, integration.key
+        required = [f["key"] for f in integration.form() if f["required"]]
+        for key in required:
+            assert answer.page.error_for("config." + key) == "Required."

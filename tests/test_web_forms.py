@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pydantic import Field, SecretStr
 
+from pushgate.integrations.base import IntegrationConfig
 from pushgate.integrations.datadog import Datadog
 from pushgate.integrations.webhook import Webhook
 from pushgate.web.forms import ConfigurationForm, StatementForm, field_errors
-from pushgate.web.templating import readable_body
+from pushgate.web.templating import readable_body, renderer
 
 FIELDS: list[dict[str, Any]] = [
     {"key": "url", "type": "uri", "required": True, "secret": False},
@@ -228,3 +230,42 @@ def test_a_saved_configuration_fills_the_form() -> None:
 def test_response_bodies_are_made_readable(raw: str, text: str, folded: bool) -> None:
     body = readable_body(raw)
     assert (body.text, body.folded) == (text, folded)
+
+
+class EveryKind(IntegrationConfig):
+    """A config model with one field of each form type."""
+
+    url: str = Field(title="URL", json_schema_extra={"format": "uri"})
+    token: SecretStr = Field(title="Token")
+    flag: bool = Field(default=True, title="Flag")
+    size: int | None = Field(default=None, title="Size")
+    site: Literal["us", "eu"] = Field(default="eu", title="Site")
+    headers: dict[str, str] | None = Field(default=None, title="Headers")
+
+
+def test_the_panel_renders_a_control_for_each_kind_of_field() -> None:
+    from pushgate.integrations.base import form_fields
+    from pushgate.store import Role
+    from pushgate.web.editing import Panel
+    from pushgate.web.session import Identity, Session
+    from webpage import Page
+
+    class Everything(Webhook):
+        key = "everything"
+        name = "Everything"
+
+    fields = form_fields(EveryKind)
+    form = ConfigurationForm.submitted(fields, {"config.token": "********", "config.flag": "true"})
+    panel = Panel(Everything(), fields, form, "abc", frozenset({"token"}), {"config.size": "Bad."})
+    session = Session(Identity("admin:x", "me", Role.ADMIN), "csrf", 0)
+    html = renderer().env.get_template("_panel.html").render(panel=panel, session=session)
+    page = Page(html)
+    assert page.one(name="config.url").attrs["type"] == "url"
+    assert page.one(name="config.token").attrs["type"] == "password"
+    assert "kept unless you type a new one" in page.one("p", id="f-config-token-help").text
+    assert page.one(name="config.flag").attrs["type"] == "checkbox"
+    assert "checked" in page.one(name="config.flag").attrs
+    assert page.one(name="config.size").attrs["inputmode"] == "decimal"
+    assert page.error_for("config.size") == "Bad."
+    assert [o.attrs["value"] for o in page.find("option") if o.text in ("us", "eu")] == ["us", "eu"]
+    assert page.one(name="config.headers").tag == "textarea"
