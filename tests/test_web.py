@@ -92,6 +92,21 @@ async def test_sign_in_sets_an_httponly_samesite_session_cookie(web: WebClient) 
     assert (await web.get(INTEGRATIONS)).status == 200
 
 
+async def test_the_cookies_are_secure_when_served_over_https(web: WebClient) -> None:
+    # uvicorn takes the scheme from X-Forwarded-Proto when the proxy is on loopback. The
+    # client talks plain http, so it would not send Secure cookies back: the test does.
+    https = {"X-Forwarded-Proto": "https"}
+    shown = await web.get("/login", **https)
+    login_cookie = shown.headers["Set-Cookie"]
+    assert "Secure" in login_cookie
+    nonce = shown.page.one("input", name="csrf").attrs["value"]
+    form = {"token": ADMIN_TOKEN, "csrf": nonce, "next": "/"}
+    answer = await web.post("/login", form, Cookie=login_cookie.split(";")[0], **https)
+    assert answer.status == 303
+    cookie = next(c for c in answer.headers.getall("Set-Cookie") if "pushgate_session=" in c)
+    assert "Secure" in cookie
+
+
 async def test_sign_in_with_an_unknown_token_is_refused(web: WebClient) -> None:
     answer = await web.sign_in("pgt-not-a-token")
     assert answer.status == 401
