@@ -179,8 +179,9 @@ async def update_configuration(
     status = 400
     if not panel.errors and not panel.form_errors:
         if form.version is not None and form.version != row.version:
-            form.version = row.version
-            panel, status = replace(panel, form_errors=[_CHANGED]), 409
+            # Say so; saving again (now with the current version) replaces their changes.
+            form = replace(form, version=row.version)
+            panel, status = replace(panel, form=form, form_errors=[_CHANGED]), 409
         else:
             operations = form.patch_operations(config)
             try:

@@ -55,13 +55,16 @@ def _login_page(
 
 @router.get("/login")
 async def login_form(
-    request: Request, rt: RuntimeDep, next: str = "/", signed_out: bool = False
+    request: Request,
+    rt: RuntimeDep,
+    next_path: Annotated[str, Query(alias="next")] = "/",
+    signed_out: bool = False,
 ) -> Response:
     """The sign-in form (a signed-in browser goes straight on)."""
     if await current_session(request, rt) is not None:
-        return see_other(local_path(next))
+        return see_other(local_path(next_path))
     message = "You signed out." if signed_out else None
-    return _login_page(request, rt, next_path=local_path(next), message=message)
+    return _login_page(request, rt, next_path=local_path(next_path), message=message)
 
 
 @router.post("/login")
@@ -140,18 +143,21 @@ async def integrations(
     request: Request,
     session: SessionDep,
     rt: RuntimeDep,
-    open: str | None = None,
+    expanded: Annotated[str | None, Query(alias="open")] = None,
     saved: str | None = None,
     deleted: str | None = None,
 ) -> Response:
-    """Every integration of the catalog; `?open=key` expands one (the no-script fallback)."""
+    """Every integration of the catalog; `?open=key` expands one (the no-script fallback).
+
+    `saved=<id>` and `deleted=<name>` are set by the redirects after a change, for the message.
+    """
     flash = None
-    if saved and open in rt.catalog:
-        rows = [row for row in await rt.store.configurations.all(open) if row.id == saved]
+    if saved and expanded in rt.catalog:
+        rows = [row for row in await rt.store.configurations.all(expanded) if row.id == saved]
         flash = f"Saved “{rows[0].name}”." if rows else None
     elif deleted:
         flash = f"Deleted “{deleted}”."
-    return await integrations_page(request, rt, session, expanded=open, flash=flash)
+    return await integrations_page(request, rt, session, expanded=expanded, flash=flash)
 
 
 @router.get(INTEGRATIONS + "/{integration_key}/configurations")
