@@ -472,3 +472,68 @@ async def test_every_integration_in_the_catalog_gets_a_working_form(
         required = [f["key"] for f in integration.form() if f["required"]]
         for key in required:
             assert answer.page.error_for("config." + key) == "Required."
+
+
+async def test_the_error_log_says_what_happened_when_there_was_no_response(
+    server: Server, admin: WebClient
+) -> None:
+    created = await make_webhook(server, f"http://127.0.0.1:{free_port()}/nothing-listens")
+    await server.call("POST", "/api/v2/events", flag_event("e1"))
+    await server.deliver()
+    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/errors")).page
+    assert page.one("span", class_="badge").text == "No HTTP response"
+    assert page.find("span", class_="status-code") == []
+    assert "Connect" in page.one("p", class_="what").text
+    assert "check the URL" in page.one("p", class_="hint").text
+
+
+async def test_the_error_log_pages_back_in_time(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    from pushgate.web.pages import ERRORS_PER_PAGE
+
+    created = await make_webhook(server, receiver.url)
+    receiver.default = (400, "no", {})
+    for number in range(ERRORS_PER_PAGE + 1):
+        await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
+    await server.deliver()
+    base = f"{WEBHOOK}/{created['_id']}/errors"
+    first = (await admin.get(base)).page
+    rows = [e for e in first.elements if e.tag == "tr" and "data-entry" in e.attrs]
+    assert len(rows) == ERRORS_PER_PAGE
+    older = first.one("a", href=f"{base}?before={rows[-1].attrs['data-entry']}")
+    second = (await admin.get(older.attrs["href"])).page
+    rest = [e for e in second.elements if e.tag == "tr" and "data-entry" in e.attrs]
+    assert len(rest) == 1
+    assert int(rest[0].attrs["data-entry"]) < int(rows[-1].attrs["data-entry"])
+    assert second.one("a", href=base).text == "Newest errors"
+
+
+async def test_an_internal_error_shows_a_page_that_leaks_nothing(
+    server: Server, admin: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(server.runtime.store.configurations, "all", broken)
+    answer = await admin.get(INTEGRATIONS)
+    assert answer.status == 500
+    assert "internal error" in answer.text
+    assert "secret detail" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        ("/settings/integrations?open=webhook", "/settings/integrations?open=webhook"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/\t/evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("", "/"),
+    ],
+)
+def test_redirects_after_sign_in_stay_on_this_site(candidate: str, expected: str) -> None:
+    from pushgate.web.routing import local_path
+
+    assert local_path(candidate) == expected

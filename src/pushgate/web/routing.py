@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -20,6 +21,8 @@ from pushgate.errors import InvalidRequest, RequestError, Unauthorized
 from pushgate.web.session import current_session
 from pushgate.web.templating import renderer
 
+log = structlog.get_logger("pushgate.web")
+_UNEXPECTED = "pushgate could not show this page because of an internal error; it was logged"
 _TITLES = {
     400: "That request did not make sense",
     401: "Sign in to continue",
@@ -27,6 +30,11 @@ _TITLES = {
     404: "Not found",
     409: "Changed by someone else",
 }
+
+
+class _Unexpected(RequestError):
+    code = "internal_server_error"
+    status = 500
 
 
 def wants_json(request: Request) -> bool:
@@ -46,6 +54,7 @@ def local_path(candidate: str | None, default: str = "/") -> str:
         and candidate.startswith("/")
         and not candidate.startswith("//")
         and "\\" not in candidate
+        and candidate.isprintable()
     ):
         return candidate
     return default
@@ -61,7 +70,9 @@ async def error_response(request: Request, error: RequestError) -> Response:
             target = request.headers.get("Referer", "/")
             target = local_path(target.removeprefix(str(request.base_url).rstrip("/")))
         return see_other("/login?next=" + quote(target, safe="/"))
-    session = await current_session(request, request.app.state.runtime)
+    # After an internal error, show a plain page: the session lookup may fail the same way.
+    internal = error.status >= 500
+    session = None if internal else await current_session(request, request.app.state.runtime)
     return renderer().page(
         request,
         "problem.html",
@@ -89,5 +100,13 @@ class WebRoute(APIRoute):
             except RequestValidationError as error:
                 problems = "; ".join(str(problem["msg"]) for problem in error.errors())
                 return await error_response(request, InvalidRequest(problems or "bad request"))
+            except Exception as error:  # a bug: log it with context, show a page that leaks nothing
+                log.error(
+                    "web.unexpected_error",
+                    path=request.url.path,
+                    method=request.method,
+                    exc_info=error,
+                )
+                return await error_response(request, _Unexpected(_UNEXPECTED))
 
         return handle

@@ -125,7 +125,7 @@ function openPanel() {
     window.location.assign(panel.dataset.closeUrl);
   });
   const first = panel.querySelector('[aria-invalid="true"]') ?? panel.querySelector("#f-name");
-  if (first && !first.disabled) first.focus();
+  if (first && !first.matches(":disabled")) first.focus();
 }
 
 function showFieldErrors(form, errors) {
