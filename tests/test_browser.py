@@ -10,6 +10,7 @@ Set PUSHGATE_SCREENSHOTS=<dir> to write screenshots of each page (docs/screensho
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -145,7 +146,8 @@ def new_context(browser: Browser, server: Server, *, width: int = 1280) -> Brows
 def shot(page: Page, name: str, **options: Any) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), **options)
+        path = str(Path(SCREENSHOTS) / f"{name}.png")
+        page.screenshot(path=path, animations="disabled", caret="hide", **options)
 
 
 def sign_in(page: Page, token: str = ADMIN_TOKEN) -> None:
@@ -257,7 +259,6 @@ def test_a_configuration_from_sign_in_to_delete(
     expect(entry.get_by_role("cell").nth(0)).to_contain_text(local_time(failed_at))
     expect(entry.get_by_role("cell").nth(1)).to_contain_text("503")
     expect(entry.get_by_role("cell").nth(2)).to_contain_text('"error": "down for maintenance"')
-    shot(page, "error-log", full_page=True)
 
     # Edit through the pencil.
     page.get_by_role("navigation", name="Breadcrumb").get_by_role(
@@ -296,6 +297,49 @@ def test_a_configuration_from_sign_in_to_delete(
     confirm.get_by_role("button", name="Delete").click()
     expect(page.get_by_role("status")).to_have_text("Deleted “Renamed hook”.")
     expect(card(page, "Webhook").get_by_text("No Webhook configuration yet")).to_be_visible()
+    context.close()
+
+
+def test_the_error_log_folds_long_bodies_and_names_transport_errors(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    body = {"name": "Audit feed", "on": True, "config": {"url": receiver.url}}
+    _, created = loop_thread.run(lambda: live.call("POST", "/api/v2/integrations/webhook", body))
+    problems = [{"field": f"tags[{i}]", "problem": "must be lowercase"} for i in range(14)]
+    long_body = json.dumps({"error": "validation failed", "problems": problems})
+    receiver.answer(422, long_body)
+    receiver.answer(503, "<html><body>Service temporarily unavailable</body></html>")
+
+    async def send(event_id: str) -> None:
+        await live.call("POST", "/api/v2/events", flag_event(event_id))
+        await live.deliver()
+        live.clock.advance(1)  # less than the first retry delay: no retry runs in between
+
+    for event_id in ("e1", "e2"):
+        loop_thread.run(lambda e=event_id: send(e))
+    closed = [{"op": "replace", "path": "/config/url", "value": f"http://127.0.0.1:{free_port()}/"}]
+    path = f"/api/v2/integrations/webhook/{created['_id']}"
+    loop_thread.run(lambda: live.call("PATCH", path, closed))
+    loop_thread.run(lambda: send("e3"))
+
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    page.goto(f"/settings/integrations/webhook/{created['_id']}/errors")
+    rows = page.get_by_role("row")
+    expect(rows).to_have_count(4)
+    newest, middle, oldest = rows.nth(1), rows.nth(2), rows.nth(3)
+    expect(newest.get_by_role("cell").nth(1)).to_have_text("No HTTP response")
+    expect(newest.get_by_role("cell").nth(2)).to_contain_text("Cannot connect")
+    expect(middle.get_by_role("cell").nth(1)).to_contain_text("503 Service Unavailable")
+    expect(oldest.get_by_role("cell").nth(1)).to_contain_text("422 Unprocessable")
+    full = oldest.locator("details pre")
+    expect(full).to_be_hidden()
+    oldest.get_by_text("Show full body").click()
+    expect(full).to_contain_text('"field": "tags[13]"')
+    expect(oldest.locator(".body-preview")).to_be_hidden()
+    oldest.get_by_text("Show full body").click()
+    shot(page, "error-log", full_page=True)
     context.close()
 
 
