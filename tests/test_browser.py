@@ -23,13 +23,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 from aiohttp import web
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from conftest import ADMIN_TOKEN, Receiver, Server, flag_event, free_port, start_server
 from pushgate.clock import ManualClock, system_clock
 from pushgate.settings import Settings
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -83,8 +81,6 @@ def browser() -> Iterator[Browser]:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: the browser tests must run under CI")
         pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
