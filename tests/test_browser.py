@@ -435,3 +435,24 @@ def test_pages_fit_the_width_without_sideways_scrolling(
     if width == 800:
         shot(page, "edit-panel-800")
     context.close()
+
+
+def test_without_javascript_pages_still_work_and_show_utc(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    context = browser.new_context(base_url=live.url, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page)
+    card(page, "Webhook").get_by_role("button", name="Add integration").click()
+    page.get_by_label("Name").fill("Plain HTML")
+    page.get_by_label("Payload URL").fill(receiver.url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved “Plain HTML”.")
+
+    loop_thread.run(lambda: live.call("POST", "/api/v2/events", flag_event("e1")))
+    loop_thread.run(live.deliver)
+    page.goto("/settings/integrations")
+    card(page, "Webhook").get_by_role("button", name="Show configurations").click()
+    cell = card(page, "Webhook").locator("[data-column=last-success]")
+    expect(cell).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    context.close()

@@ -82,10 +82,9 @@ def _saved_panel(rt: Runtime, integration: Integration[Any], row: ConfigurationR
     return Panel(integration, fields, form, row.id, frozenset(secrets))
 
 
-def _check(
-    integration: Integration[Any], panel: Panel, stored: IntegrationConfig | None
-) -> tuple[dict[str, Any], Panel]:
+def _check(panel: Panel, stored: IntegrationConfig | None) -> tuple[dict[str, Any], Panel]:
     """Read the config and check config and policy with the domain, gathering field errors."""
+    integration = panel.integration
     config, errors = panel.form.config_body(panel.fields)
     keys = [f["key"] for f in panel.fields]
     general: list[str] = []
@@ -147,7 +146,7 @@ async def create_configuration(
     integration = rt.catalog.get(integration_key)
     fields = integration.form()
     form = ConfigurationForm.submitted(fields, await request.form())
-    config, panel = _check(integration, Panel(integration, fields, form), stored=None)
+    config, panel = _check(Panel(integration, fields, form), stored=None)
     if not panel.errors and not panel.form_errors:
         body = form.create_body(config)
         try:
@@ -175,7 +174,7 @@ async def update_configuration(
     fields = integration.form()
     form = ConfigurationForm.submitted(fields, await request.form())
     panel = replace(_saved_panel(rt, integration, row), form=form)
-    config, panel = _check(integration, panel, stored=open_config(rt.services, row))
+    config, panel = _check(panel, stored=open_config(rt.services, row))
     status = 400
     if not panel.errors and not panel.form_errors:
         if form.version is not None and form.version != row.version:
