@@ -205,7 +205,7 @@ def test_a_configuration_from_sign_in_to_delete(
     panel.get_by_role("button", name="Validate Connection").click()
     expect(result).to_contain_text("Validation failed: HTTP 503 Service Unavailable")
     expect(result).to_contain_text('"error": "down for maintenance"')
-    expect(result).to_contain_text("retries on its schedule")
+    expect(result).to_contain_text("retried on their schedule")
     shot(page, "edit-panel-validation")
     receiver.default = (200, "ok", {})
 

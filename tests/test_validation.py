@@ -30,7 +30,7 @@ async def test_validate_reports_status_and_body_and_changes_no_counter(
     assert report["ok"] is False
     assert report["statusCode"] == 503
     assert report["responseBody"] == "maintenance"
-    assert "retries" in report["hint"]
+    assert "retried" in report["hint"]
     _, after = await server.call("GET", f"{HOOK}/{created['_id']}")
     assert after["_status"] == {"successCount": 0, "errorCount": 0, "errors": []}
 

@@ -373,7 +373,7 @@ async def test_validate_connection_reports_success_then_the_status_code(
     assert report["statusCode"] == 503
     assert 'HTTP <span class="status-code">503</span> Service Unavailable' in report["html"]
     assert "&#34;error&#34;: &#34;maintenance&#34;" in report["html"]  # pretty-printed JSON
-    assert "retries on its schedule" in report["html"]
+    assert "retried on their schedule" in report["html"]
 
 
 async def test_validate_connection_shows_a_transport_error(admin: WebClient) -> None:

@@ -216,7 +216,7 @@ def _read_token(response: InboundResponse, now: float) -> _Token:
             status_code=status,
             response_body=body,
             retry_after=response.retry_after,
-            hint="The controller is busy or failing; pushgate retries on its schedule.",
+            hint="The controller is busy or failing; deliveries are retried on their schedule.",
         )
     answer = response.json() if 200 <= status < 300 else None
     value = answer.get("access_token") if isinstance(answer, dict) else None

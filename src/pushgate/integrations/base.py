@@ -217,7 +217,7 @@ def classify_status(response: InboundResponse, *, auth_hint: str) -> None:
             status_code=status,
             response_body=body,
             retry_after=response.retry_after,
-            hint="The receiver is busy or failing; pushgate retries on its schedule.",
+            hint="The receiver is busy or failing; deliveries are retried on their schedule.",
         )
     hint = {
         401: auth_hint,

@@ -139,7 +139,7 @@ def _classify_legacy(response: InboundResponse) -> None:
             status_code=200,
             response_body=text,
             retry_after=response.retry_after,
-            hint="Teams is throttling or failing this channel; pushgate retries on its schedule.",
+            hint="Teams is throttling or failing this channel; deliveries are retried later.",
         )
     raise PermanentDeliveryError(
         description,

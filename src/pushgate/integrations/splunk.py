@@ -72,8 +72,10 @@ HEC_CODES: dict[int, HecCode] = {
         "The default index of this HEC token does not exist or the token may not write to it: "
         "fix the token's index settings in Splunk.",
     ),
-    8: HecCode(True, "Splunk had an internal error; pushgate retries on its schedule."),
-    9: HecCode(True, "Splunk is busy (its queues are full); pushgate retries on its schedule."),
+    8: HecCode(True, "Splunk had an internal error; deliveries are retried on their schedule."),
+    9: HecCode(
+        True, "Splunk is busy (its queues are full); deliveries are retried on their schedule."
+    ),
     10: HecCode(
         False,
         "This HEC token has indexer acknowledgement turned on, which needs a channel per "
