@@ -133,12 +133,8 @@ async def _recheck(rt: Runtime, subject: str, sign: Signer) -> Identity | None:
         if not hmac.compare_digest(subject, _ADMIN + fingerprint):
             return None
         return Identity(subject, "PUSHGATE_ADMIN_TOKEN", Role.ADMIN)
-    token_id = subject.removeprefix(_TOKEN)
-    # TokenStore has no lookup by id; the token table is small (people and automations).
-    for token in await rt.store.tokens.all():
-        if token.id == token_id:
-            return Identity(subject, token.name, token.role)
-    return None
+    token = await rt.store.tokens.get(subject.removeprefix(_TOKEN))
+    return Identity(subject, token.name, token.role) if token is not None else None
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
