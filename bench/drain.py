@@ -13,10 +13,11 @@ import argparse
 import asyncio
 import json
 import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import aiohttp
@@ -112,36 +113,52 @@ async def pushgate(url: str, n: int, concurrency: int, data_dir: Path, database_
     return n / elapsed
 
 
+def start_sink(port: int) -> subprocess.Popen[str]:
+    """The sink runs in its own process, so it does not share a core with the client measured."""
+    sink = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("sink.py")), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None
+    assert sink.stdout.readline().strip() == "ready"
+    return sink
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument(
-        "--database-url", default="", help="default: SQLite in a temporary directory"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians reported")
+    parser.add_argument("--database-url", default="", help="default: SQLite in a temporary dir")
     args = parser.parse_args()
     configure("warning")
 
     port = free_port()
-    sink = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("sink.py")), str(port), stdout=PIPE
-    )
+    sink = start_sink(port)
+    url = f"http://127.0.0.1:{port}/hook"
+    bases, ours = [], []
     try:
-        assert sink.stdout is not None
-        assert (await sink.stdout.readline()).strip() == b"ready"
-        url = f"http://127.0.0.1:{port}/hook"
-        base = await reference(url, args.deliveries, args.concurrency)
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = await pushgate(
-                url, args.deliveries, args.concurrency, Path(tmp), args.database_url
-            )
+        for _ in range(args.rounds):
+            bases.append(await reference(url, args.deliveries, args.concurrency))
+            with tempfile.TemporaryDirectory() as tmp:
+                ours.append(
+                    await pushgate(
+                        url, args.deliveries, args.concurrency, Path(tmp), args.database_url
+                    )
+                )
     finally:
         sink.terminate()
-        await sink.wait()
-    print(f"deliveries={args.deliveries} concurrency={args.concurrency}")
-    print(f"reference aiohttp client : {base:8.0f} deliveries/s")
-    print(f"pushgate worker (SQLite) : {ours:8.0f} deliveries/s")
-    print(f"ratio                    : {ours / base:8.2f}")
+        sink.wait()
+    base, mine = statistics.median(bases), statistics.median(ours)
+    print(f"deliveries={args.deliveries} concurrency={args.concurrency} rounds={args.rounds}")
+    print(f"reference aiohttp client : {base:8.0f} deliveries/s (median of {_list(bases)})")
+    print(f"pushgate worker          : {mine:8.0f} deliveries/s (median of {_list(ours)})")
+    print(f"ratio                    : {mine / base:8.2f}")
+
+
+def _list(rates: list[float]) -> str:
+    return ", ".join(f"{rate:.0f}" for rate in rates)
 
 
 if __name__ == "__main__":

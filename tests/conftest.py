@@ -11,11 +11,12 @@ they fail. A module pins one backend with `pytestmark = pytest.mark.parametrize(
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-async def _connect_postgres() -> asyncpg.Connection:
+def _on_postgres(statement: str) -> None:
+    """Run one statement on the test server from sync code, whatever loop the test runs.
+
+    In a thread of its own: the `database` fixture is sync so that sync tests (Playwright's
+    sync API runs a loop of its own) can use it as well as async ones.
+    """
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
     if _postgres_unreachable:
         unreachable(_postgres_unreachable[0])
-    try:
-        return await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        _postgres_unreachable.append(f"PostgreSQL at {POSTGRES_URL} unreachable: {error!r}")
-        unreachable(_postgres_unreachable[0])
-        raise
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, run()).result()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            _postgres_unreachable.append(f"PostgreSQL at {POSTGRES_URL} unreachable: {error!r}")
+            unreachable(_postgres_unreachable[0])
 
 
 def unreachable(reason: str) -> None:
@@ -122,23 +136,15 @@ def unreachable(reason: str) -> None:
 
 
 @pytest.fixture
-async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+def database(backend: str, tmp_path: Path) -> Iterator[Database]:
     """A fresh, empty database for this test only."""
     if backend == "sqlite":
         yield Database("sqlite", tmp_path / "data")
         return
     schema = f"test_{secrets.token_hex(6)}"
-    connection = await _connect_postgres()
-    try:
-        await connection.execute(f"CREATE SCHEMA {schema}")
-    finally:
-        await connection.close()
+    _on_postgres(f"CREATE SCHEMA {schema}")
     yield Database("postgresql", tmp_path / "data", POSTGRES_URL, schema)
-    connection = await _connect_postgres()
-    try:
-        await connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        await connection.close()
+    _on_postgres(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -67,6 +67,42 @@ def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
     assert "worker.stopped" in rest
 
 
+def test_status_and_validate_report_a_configuration(env: dict[str, str]) -> None:
+    import asyncio
+
+    from pushgate.clock import system_clock
+    from pushgate.configurations import Services, create
+    from pushgate.integrations import default_catalog
+    from pushgate.sealing import load_secret_box
+    from pushgate.settings import Settings
+    from pushgate.store import Store
+
+    async def make() -> str:
+        settings = Settings(data_dir=Path(env["PUSHGATE_DATA_DIR"]))
+        store = await Store.open(settings)
+        services = Services(default_catalog(), store, load_secret_box(settings))
+        body = {"name": "nowhere", "on": True, "config": {"url": "http://10.255.255.1/hook"}}
+        row = await create(services, "webhook", body, now=system_clock())
+        await store.close()
+        return row.id
+
+    configuration_id = asyncio.run(make())
+    shown = subprocess.run(
+        [*PUSHGATE, "status"], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert configuration_id in shown.stdout
+    assert "never" in shown.stdout
+    checked = subprocess.run(
+        [*PUSHGATE, "validate", "webhook", configuration_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 1  # 10.x is refused by the default outbound policy
+    assert "PUSHGATE_OUTBOUND_ALLOW" in checked.stdout
+
+
 def test_postgresql_without_a_shared_secret_key_is_refused(env: dict[str, str]) -> None:
     done = subprocess.run(
         [*PUSHGATE, "migrate"],

@@ -236,7 +236,8 @@ def test_context_of_the_launchdarkly_example() -> None:
         resource="proj/web:env/production:flag/new-checkout",
         member=Member(email="ana@example.com", first_name="Ana", last_name="Lopez"),
         comment="Rolling out to everyone",
-        title_markdown=EXAMPLE["title"],
+        given_title=EXAMPLE["title"],
+        title_verb=EXAMPLE["titleVerb"],
         details_markdown="* Turned on the flag\n* Changed the default rule",
         project=Project(key="web", name="Web shop", tags=("mobile",), environment=production),
         url="https://app.launchdarkly.com/web/production/features/new-checkout",
@@ -529,3 +530,20 @@ def test_validation_entry_context_reads_well() -> None:
     assert context.environment == Environment(key="test", name="test", tags=())
     assert context.project is not None
     assert context.project.key == "pushgate"
+
+
+@pytest.mark.parametrize(
+    ("resource", "name", "project_name", "environment_name"),
+    [
+        ("proj/web", "Web shop", "Web shop", None),
+        ("proj/web:env/staging", "Staging", "web", "Staging"),
+        ("proj/web:env/staging:flag/x", "X flag", "web", "staging"),
+    ],
+)
+def test_the_entry_name_names_a_changed_project_or_environment(
+    resource: str, name: str, project_name: str, environment_name: str | None
+) -> None:
+    context = context_of({"name": name, "accesses": [{"action": "update", "resource": resource}]})
+    assert context.project is not None
+    assert context.project.name == project_name
+    assert (context.environment.name if context.environment else None) == environment_name

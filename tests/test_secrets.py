@@ -57,3 +57,19 @@ async def test_secret_never_appears_in_responses_logs_or_the_database(
     stored = await database.stored_bytes()
     assert created["_id"].encode() in stored  # the dump really holds the configuration
     assert SECRET.encode() not in stored
+
+
+def test_key_file_is_created_private_and_reused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from pushgate.sealing import KEY_FILE_NAME, load_secret_box
+    from pushgate.settings import Settings
+
+    settings = Settings(data_dir=Path(str(tmp_path)) / "data")
+    sealed = load_secret_box(settings).seal({"apiKey": SECRET})
+    key_file = settings.data_dir / KEY_FILE_NAME
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert load_secret_box(settings).open(sealed) == {"apiKey": SECRET}  # same key next start
+    other = Settings(data_dir=settings.data_dir, secret_key="x" * 40)
+    with pytest.raises(ValueError, match="PUSHGATE_SECRET_KEY"):
+        load_secret_box(other).open(sealed)

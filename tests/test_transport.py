@@ -117,3 +117,20 @@ def test_allow_list_opens_a_private_network() -> None:
     policy = OutboundPolicy((ipaddress.ip_network("10.20.0.0/16"),))
     assert policy.permits(ipaddress.ip_address("10.20.3.4"))
     assert not policy.permits(ipaddress.ip_address("10.21.3.4"))
+
+
+async def test_response_headers_are_case_insensitive() -> None:
+    async def lower(_request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"retry-after": "7"})
+
+    app = web.Application()
+    app.router.add_post("/", lower)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = transport()
+    response = await client.send(post(f"http://127.0.0.1:{port}/"))
+    await client.close()
+    await runner.cleanup()
+    assert response.retry_after == 7.0

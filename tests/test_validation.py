@@ -30,7 +30,7 @@ async def test_validate_reports_status_and_body_and_changes_no_counter(
     assert report["ok"] is False
     assert report["statusCode"] == 503
     assert report["responseBody"] == "maintenance"
-    assert "retries" in report["hint"]
+    assert "retried" in report["hint"]
     _, after = await server.call("GET", f"{HOOK}/{created['_id']}")
     assert after["_status"] == {"successCount": 0, "errorCount": 0, "errors": []}
 
@@ -71,3 +71,23 @@ async def test_validate_invalid_unsaved_config_is_400(server: Server) -> None:
     status, answer = await server.call("POST", f"{HOOK}/validate", {"config": {"url": 3}})
     assert status == 400
     assert "config.url" in answer["message"]
+
+
+async def test_a_bug_in_an_adapter_is_a_permanent_failure_not_a_crash(receiver: Receiver) -> None:
+    from pushgate.delivery.engine import Engine
+    from pushgate.delivery.transport import Transport
+    from pushgate.errors import PermanentDeliveryError
+    from pushgate.events import validation_entry
+    from pushgate.integrations.base import Endpoints, InboundResponse
+    from pushgate.integrations.webhook import Webhook, WebhookConfig
+    from pushgate.settings import Settings
+
+    class Broken(Webhook):
+        def classify(self, response: InboundResponse) -> None:
+            raise KeyError("oops")
+
+    engine = Engine(Transport(Settings(outbound_allow="127.0.0.0/8")), Endpoints())
+    failure = await engine.attempt(Broken(), WebhookConfig(url=receiver.url), validation_entry(0))
+    await engine.transport.close()
+    assert isinstance(failure, PermanentDeliveryError)
+    assert "KeyError" in failure.description

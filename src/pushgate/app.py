@@ -104,6 +104,7 @@ def create_app(
     settings: Settings, *, with_worker: bool = True, clock: Clock = system_clock
 ) -> FastAPI:
     """The ASGI application: JSON API under /api/v2, web UI, health and metrics."""
+    import pushgate.web
     from pushgate.api import install
 
     @contextlib.asynccontextmanager
@@ -122,4 +123,5 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     install(app)
+    pushgate.web.install(app)
     return app

@@ -1,9 +1,10 @@
-"""The `pushgate` command: serve, worker, migrate, token."""
+"""The `pushgate` command: serve, worker, migrate, token, status, validate."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Annotated
 
@@ -11,11 +12,15 @@ import structlog
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
 from pushgate.app import create_app, running
+from pushgate.configurations import open_config
+from pushgate.errors import RequestError
 from pushgate.logs import configure
 from pushgate.settings import Settings
 from pushgate.store import Role, Store
+from pushgate.validation import validate as run_validation
 
 app = typer.Typer(
     help="pushgate: change events in, deliveries to your tools out.", no_args_is_help=True
@@ -128,3 +133,63 @@ def token_create(
         return value
 
     typer.echo(asyncio.run(main()))
+
+
+@app.command()
+def status() -> None:
+    """Show every configuration's status: success and error counts, most recent of each."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with running(settings, with_worker=False) as runtime:
+            rows = await runtime.store.configurations.all()
+        table = Table(
+            "integration", "name", "on", "successes", "last success", "errors", "last error"
+        )
+        table.add_column("id", no_wrap=True, min_width=24)
+        for row in rows:
+            st = row.status
+            table.add_row(
+                row.integration_key,
+                row.name,
+                "on" if row.on else "off",
+                str(st.success_count),
+                _when(st.last_success),
+                str(st.error_count),
+                _when(st.last_error),
+                row.id,
+            )
+        Console().print(table)
+
+    asyncio.run(main())
+
+
+@app.command()
+def validate(
+    integration_key: Annotated[str, typer.Argument(help="e.g. webhook, datadog")],
+    configuration_id: Annotated[str, typer.Argument(help="the configuration's _id")],
+) -> None:
+    """Send the test event to a saved configuration and report the outcome (exit 1 on failure)."""
+    settings = _settings()
+
+    async def main() -> bool:
+        async with running(settings, with_worker=False) as runtime:
+            row = await runtime.store.configurations.get(integration_key, configuration_id)
+            integration = runtime.catalog.get(integration_key)
+            config = open_config(runtime.services, row)
+            report = await run_validation(runtime.engine, integration, config, runtime.clock)
+        Console().print_json(data=report.to_json())
+        return report.ok
+
+    try:
+        ok = asyncio.run(main())
+    except RequestError as error:
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

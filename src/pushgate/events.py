@@ -178,13 +178,29 @@ class EventContext:
     resource: str | None
     member: Member | None
     comment: str | None
-    title_markdown: str
     details_markdown: str
     project: Project | None
     url: str | None
     tags: tuple[str, ...]
     payload: Mapping[str, Any]
     link_base_url: str | None = dataclass_field(default=None, repr=False, compare=False)
+    # What the title is made of when the entry has none of its own.
+    given_title: str | None = dataclass_field(default=None, repr=False)
+    title_verb: str | None = dataclass_field(default=None, repr=False)
+    is_environment: bool = dataclass_field(default=False, repr=False)
+
+    @cached_property
+    def title_markdown(self) -> str:
+        """LaunchDarkly's markdown `title` as given, or one built from member, verb and name."""
+        if self.given_title:
+            return self.given_title
+        verb = self.title_verb or self.action or "changed"
+        who = self.member.display_name if self.member else "Someone"
+        title = f"{_escape_markdown(who)} {_escape_markdown(verb)} "
+        title += _markdown_link(self.name, self.url)
+        if self.environment and not self.is_environment:
+            title += f" in {_escape_markdown(self.environment.name)}"
+        return title
 
     @cached_property
     def title(self) -> str:
@@ -239,16 +255,6 @@ def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None)
     project = _project(segments, entry)
     url = _site_url(entry.get("_links"), link_base_url)
 
-    title_markdown = _str(entry.get("title"))
-    if not title_markdown:
-        verb = _str(entry.get("titleVerb")) or (actions[0] if actions else "changed")
-        environment = project.environment if project else None
-        title_markdown = " ".join(
-            _escape_markdown(part) for part in (member.display_name if member else "Someone", verb)
-        )
-        title_markdown += " " + _markdown_link(name, url)
-        if environment and last and last.type != "env":
-            title_markdown += f" in {_escape_markdown(environment.name)}"
     details_markdown = _str(entry.get("description")) or _str(entry.get("shortDescription")) or ""
     return EventContext(
         id=_str(entry.get("_id")) or "",
@@ -261,7 +267,9 @@ def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None)
         resource=_without_tags(resource) if resource else None,
         member=member,
         comment=_str(entry.get("comment")),
-        title_markdown=title_markdown,
+        given_title=_str(entry.get("title")),
+        title_verb=_str(entry.get("titleVerb")),
+        is_environment=bool(last and last.type == "env"),
         details_markdown=details_markdown,
         project=project,
         url=url,
@@ -380,16 +388,25 @@ def _project(segments: list[_Segment], entry: Mapping[str, Any]) -> Project | No
     proj, env = found.get("proj"), found.get("env")
     if proj is None or proj.key is None:
         return None
+    # The entry's own name is the changed resource's: the project's on a project event, the
+    # environment's on an environment event.
+    changed = segments[-1].type
+    own_name = _str(entry.get("name"))
     environment = None
     if env is not None and env.key is not None:
-        environment = Environment(env.key, _name_of(entry.get("environment"), env.key), env.tags)
-    return Project(proj.key, _name_of(entry.get("project"), proj.key), proj.tags, environment)
+        fallback = own_name if changed == "env" else None
+        name = _name_of(entry.get("environment"), env.key, fallback)
+        environment = Environment(env.key, name, env.tags)
+    fallback = own_name if changed == "proj" else None
+    return Project(
+        proj.key, _name_of(entry.get("project"), proj.key, fallback), proj.tags, environment
+    )
 
 
-def _name_of(named: object, key: str) -> str:
+def _name_of(named: object, key: str, fallback: str | None) -> str:
     if isinstance(named, Mapping) and _str(named.get("key")) in (None, key):
-        return _str(named.get("name")) or key
-    return key
+        return _str(named.get("name")) or fallback or key
+    return fallback or key
 
 
 def _site_url(links: object, link_base_url: str | None) -> str | None:

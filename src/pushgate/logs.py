@@ -46,3 +46,5 @@ def configure(
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Alembic announces every migration step at INFO; only the outcome matters to operators.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))

@@ -50,9 +50,21 @@ class SecretBox:
 
 def load_secret_box(settings: Settings) -> SecretBox:
     """The box for these settings, creating the key file on first use."""
+    return SecretBox(_key_material(settings))
+
+
+def derive_key(settings: Settings, purpose: bytes) -> bytes:
+    """A 32-byte key for `purpose` (e.g. signing web sessions), derived from the same secret
+    material as the box but independent of its key and of every other purpose's key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+        _key_material(settings)
+    )
+
+
+def _key_material(settings: Settings) -> bytes:
     if settings.secret_key is not None:
-        return SecretBox(settings.secret_key.get_secret_value().encode())
-    return SecretBox(_key_file(settings.data_dir))
+        return settings.secret_key.get_secret_value().encode()
+    return _key_file(settings.data_dir)
 
 
 def _key_file(data_dir: Path) -> bytes:

@@ -1,18 +1,33 @@
 """One attempt of one delivery: build the request, send it, judge the answer.
 
 Shared by the worker and by validation, so a test event travels exactly the road real events
-travel.
+travel. When the integration needs credentials fetched first (`Integration.credentials`), their
+headers are added to the request; a 401 answer to a request that carried such headers gets one
+resend with freshly fetched credentials.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+import structlog
 
 from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, PermanentDeliveryError
 from pushgate.events import build_context
-from pushgate.integrations.base import SECRET_MASK, Endpoints, Integration, IntegrationConfig
+from pushgate.integrations.base import (
+    SECRET_MASK,
+    Endpoints,
+    Integration,
+    IntegrationConfig,
+    OutboundRequest,
+)
+
+log = structlog.get_logger("pushgate.delivery")
+# The answer that makes fetched credentials count as refused.
+UNAUTHORIZED = 401
 
 
 class Engine:
@@ -31,18 +46,27 @@ class Engine:
         config: IntegrationConfig,
         payload: Mapping[str, Any],
     ) -> DeliveryError | None:
-        """Send `payload` (an audit-log entry) once; None on success, else the failure."""
+        """Send `payload` (an audit-log entry) once; None on success, else the failure.
+
+        "Once" allows one resend when fetched credentials were refused (401) and renewed.
+        """
         try:
             context = build_context(payload, link_base_url=self._link_base_url)
             request = integration.build_request(context, config, self.endpoints)
-        except (ValueError, TypeError, KeyError) as error:
-            # A bug or an unusable config must not stall the queue: record it and move on.
-            return PermanentDeliveryError(f"could not build the request: {error}")
-        try:
-            response = await self.transport.send(request)
+            send = self.transport.send
+            extra = await integration.credentials(config, self.endpoints, send, refresh=False)
+            response = await send(_with_headers(request, extra))
+            if response.status == UNAUTHORIZED and extra:
+                extra = await integration.credentials(config, self.endpoints, send, refresh=True)
+                response = await send(_with_headers(request, extra))
             integration.classify(response)
         except DeliveryError as error:
             return _redacted(error, integration.secret_values(config))
+        except Exception as error:
+            # A bug in an adapter must not stall the queue or crash the worker: log it with its
+            # traceback, and record the attempt as a permanent failure.
+            log.exception("delivery.adapter_error", integration=integration.key)
+            return PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
         return None
 
 
@@ -54,3 +78,9 @@ def _redacted(error: DeliveryError, secrets: list[str]) -> DeliveryError:
         if secret in error.description:
             error.description = error.description.replace(secret, SECRET_MASK)
     return error
+
+
+def _with_headers(request: OutboundRequest, extra: Mapping[str, str]) -> OutboundRequest:
+    if not extra:
+        return request
+    return dataclasses.replace(request, headers={**request.headers, **extra})

@@ -113,7 +113,7 @@ class Transport:
                 truncated = len(body) > self._body_limit
                 return InboundResponse(
                     status=response.status,
-                    headers=dict(response.headers.items()),
+                    headers=response.headers,  # case-insensitive, as HTTP headers are
                     body=body[: self._body_limit],
                     truncated=truncated,
                 )

@@ -95,10 +95,18 @@ class Worker:
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
         self._outcomes: list[Result] = []
         self._wake = asyncio.Event()
+        self._wakes = 0  # counts wake-ups, so a claim can tell one came while it ran
         self.idle = asyncio.Event()
         """Set while the worker waits for work: nothing due, nothing held."""
-        # One store write at a time from this worker: a lease renewal never races a record.
-        self._writing = asyncio.Lock()
+        self._claiming: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._recording: list[Result] = []  # outcomes the flushing task is recording
+        self._exhausted = False  # the last claim found less than a batch due
+        self._claimed = 0
+        # One database operation at a time per worker: SQLite has one writer anyway, waiting
+        # here is cheaper than SQLite's busy-retry sleeps, and a lease renewal never races a
+        # claim or a record of the same worker for its rows.
+        self._db = asyncio.Lock()
 
     @property
     def owner(self) -> str:
@@ -107,6 +115,8 @@ class Worker:
 
     def wake(self) -> None:
         """Tell the worker new deliveries may be due (called after events are enqueued)."""
+        self._exhausted = False
+        self._wakes += 1
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,13 +144,7 @@ class Worker:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                # Cleared before looking, so a wake-up that comes after the look is kept.
-                self._wake.clear()
-                claimed = await self._fill()
-                if self._inflight:
-                    await self._settle()
-                elif not claimed:
-                    await self._flush()
+                if not await self._turn():
                     await self._idle(stop)
             except Exception:
                 # The database went away, or this transaction lost a deadlock: nothing is lost
@@ -150,7 +154,7 @@ class Worker:
 
     async def renew_leases(self) -> None:
         """Extend the lease of every delivery this worker holds to `now + lease_seconds`."""
-        async with self._writing:
+        async with self._db:
             held = self._held()
             if not held:
                 return
@@ -167,7 +171,7 @@ class Worker:
         return [
             *(delivery.id for delivery in self._ready),
             *(delivery.id for delivery in self._inflight.values()),
-            *(result.delivery_id for result in self._outcomes),
+            *(result.delivery_id for result in (*self._outcomes, *self._recording)),
         ]
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
@@ -190,60 +194,78 @@ class Worker:
 
         No listener and no lease renewal: for tests, benchmarks and one-off drains.
         """
-        attempts = 0
-        while True:
-            claimed = await self._fill()
-            attempts += claimed
-            if self._inflight:
-                await self._settle()
-            elif not claimed:
-                await self._flush()
-                return attempts
+        self._exhausted = False
+        self._claimed = 0
+        while await self._turn():
+            pass
+        return self._claimed
 
-    async def _fill(self) -> int:
-        """Claim a batch when there is room for one; start attempts while slots are free."""
-        claimed: list[Claimed] = []
+    async def _turn(self) -> bool:
+        """Start what can start, then wait for something to finish.
+
+        Claims and records run as tasks beside the HTTP attempts, so the database round trips
+        do not stall sending. Returns False when nothing is due, in flight or unrecorded.
+        """
         held = len(self._ready) + len(self._inflight)
-        # Claim whole batches: each claim is a transaction, and small ones waste them.
-        if held <= self._concurrency:
-            async with self._writing:
-                claimed = await self._store.deliveries.claim_due(
-                    owner=self._owner,
-                    now=self._clock(),
-                    limit=self._batch,
-                    lease_ms=self._lease_ms,
-                )
-            if claimed:
-                await self._load_targets(claimed)
-                self._ready.extend(claimed)
+        # Claim whole batches, and only when a whole batch fits: each claim is a transaction.
+        if self._claiming is None and not self._exhausted and held <= self._concurrency:
+            self._claiming = asyncio.create_task(self._claim())
         while self._ready and len(self._inflight) < self._concurrency:
             delivery = self._ready.popleft()
             self._inflight[asyncio.create_task(self._attempt(delivery))] = delivery
-        return len(claimed)
-
-    async def _settle(self) -> None:
-        """Wait for some attempts to finish; record when enough outcomes have gathered."""
+        if self._outcomes and (len(self._outcomes) >= self._batch or not self._inflight):
+            self._start_flush()
+        waiting = set(self._inflight)
+        waiting.update(task for task in (self._claiming, self._flushing) if task is not None)
+        if not waiting:
+            return False
         done, _ = await asyncio.wait(
-            self._inflight, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+            waiting, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
         )
         for task in done:
-            del self._inflight[task]
+            if task is self._claiming:
+                self._claiming = None
+            elif task is self._flushing:
+                self._flushing = None
+            else:
+                del self._inflight[task]
             task.result()
-        if len(self._outcomes) >= self._batch or not done or not self._inflight:
-            await self._flush()
+        if not done and self._outcomes:
+            self._start_flush()  # attempts finish slowly: do not hold finished ones back
+        return True
 
-    async def _flush(self) -> None:
-        if not self._outcomes:
-            return
-        outcomes, self._outcomes = self._outcomes, []
+    async def _claim(self) -> None:
+        wakes = self._wakes
+        async with self._db:
+            claimed = await self._store.deliveries.claim_due(
+                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
+            )
+            await self._load_targets(claimed)
+        # A short batch means nothing more is due now; look again when woken or polled. A
+        # wake-up during the claim may be for rows committed after the claim looked: look again.
+        self._exhausted = len(claimed) < self._batch and self._wakes == wakes
+        self._claimed += len(claimed)
+        self._ready.extend(claimed)
+
+    def _start_flush(self) -> None:
+        if self._flushing is None:
+            outcomes, self._outcomes = self._outcomes, []
+            self._recording = outcomes
+            self._flushing = asyncio.create_task(self._record(outcomes))
+
+    async def _record(self, outcomes: list[Result]) -> None:
+        self._recording = outcomes
         try:
-            async with self._writing:
+            async with self._db:
                 await self._store.deliveries.record(outcomes, owner=self._owner)
         except BaseException:
             self._outcomes = outcomes + self._outcomes  # recorded next time, not lost
             raise
+        finally:
+            self._recording = []
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         self.idle.set()
         try:
@@ -252,9 +274,17 @@ class Worker:
             self.idle.clear()
             for waiter in waiters:
                 waiter.cancel()
+        self._exhausted = False
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
+        for task in (self._claiming, self._flushing):
+            if task is not None:
+                try:
+                    await task
+                except Exception:  # its outcomes are back in the buffer, or its leases expire
+                    log.exception("worker.error", owner=self._owner)
+        self._claiming = self._flushing = None
         log.info(
             "worker.stopping",
             owner=self._owner,
@@ -272,8 +302,9 @@ class Worker:
                 await asyncio.gather(*pending, return_exceptions=True)
             unfinished += [self._inflight[task].id for task in pending]
             self._inflight.clear()
-        await self._flush()
-        async with self._writing:
+        outcomes, self._outcomes = self._outcomes, []
+        await self._record(outcomes)
+        async with self._db:
             await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
 
     async def _load_targets(self, claimed: list[Claimed]) -> None:
@@ -338,7 +369,11 @@ class Worker:
         record = Failure(
             status_code=failure.status_code,
             response_body=failure.response_body,
-            error=None if failure.status_code is not None else failure.description,
+            # "HTTP 503" repeats the status code; other descriptions say more (no answer at
+            # all, a 200 whose body reports a failure, which request of several failed).
+            error=None
+            if failure.description == f"HTTP {failure.status_code}"
+            else failure.description,
             hint=failure.hint,
         )
         self._outcomes.append(

@@ -31,6 +31,30 @@ class Catalog:
 
 def default_catalog() -> Catalog:
     """Every built-in integration."""
-    from pushgate.integrations import datadog, webhook
+    from pushgate.integrations import (
+        appdynamics,
+        datadog,
+        dynatrace,
+        elastic,
+        honeycomb,
+        msteams,
+        newrelic,
+        signalfx,
+        splunk,
+        webhook,
+    )
 
-    return Catalog([datadog.Datadog(), webhook.Webhook()])
+    return Catalog(
+        [
+            datadog.Datadog(),
+            dynatrace.Dynatrace(),
+            elastic.Elastic(),
+            honeycomb.Honeycomb(),
+            msteams.Teams(),
+            newrelic.NewRelic(),
+            signalfx.SignalFx(),
+            splunk.Splunk(),
+            appdynamics.AppDynamics(),
+            webhook.Webhook(),
+        ]
+    )

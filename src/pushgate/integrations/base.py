@@ -4,6 +4,12 @@ An adapter turns (event context, config) into an `OutboundRequest` and judges an
 `InboundResponse`; it never does I/O itself. The delivery engine and validation own sending,
 through the one transport. Adding an integration is one module in this package plus tests.
 
+One exception: a vendor whose API wants a short-lived token obtained first (OAuth client
+credentials) overrides `Integration.credentials`. The engine calls it before each send with the
+transport's own `send`, so the token request travels the same guarded road; the headers it
+returns are added to the request, and a 401 answer makes the engine ask once more with
+`refresh=True` and resend once.
+
 Config models declare the form: field aliases are LaunchDarkly's config keys, `title` is the
 label, `description` the help text, `json_schema_extra` may carry `placeholder`, and fields typed
 `SecretStr` are secrets (encrypted at rest, masked in every answer).
@@ -16,7 +22,7 @@ import enum
 import json
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -108,6 +114,9 @@ class IntegrationConfig(BaseModel):
 
 C = TypeVar("C", bound=IntegrationConfig)
 
+# The transport's `send`, handed to `Integration.credentials` for its own requests.
+Send = Callable[[OutboundRequest], Awaitable[InboundResponse]]
+
 
 class Integration(abc.ABC, Generic[C]):
     """A catalog entry: its identity, its config model and its sans-I/O adapter."""
@@ -128,6 +137,18 @@ class Integration(abc.ABC, Generic[C]):
     def classify(self, response: InboundResponse) -> None:
         """Return when the response means success; raise a `DeliveryError` subclass otherwise."""
         classify_status(response, auth_hint=self.auth_hint)
+
+    async def credentials(
+        self, config: C, endpoints: Endpoints, send: Send, *, refresh: bool
+    ) -> Mapping[str, str]:
+        """Extra headers (e.g. `Authorization`) that need I/O first; none by default.
+
+        Called before every send. An implementation may cache what it fetched, keyed so that
+        different configurations never share it; `refresh=True` (after a 401) means the cached
+        value was refused and must be fetched anew. Raise a `DeliveryError` when the
+        credentials cannot be had; `send` raises `TransportError` and `BlockedTarget` as usual.
+        """
+        return {}
 
     # --- the config form -----------------------------------------------------------------
 
@@ -196,7 +217,7 @@ def classify_status(response: InboundResponse, *, auth_hint: str) -> None:
             status_code=status,
             response_body=body,
             retry_after=response.retry_after,
-            hint="The receiver is busy or failing; pushgate retries on its schedule.",
+            hint="The receiver is busy or failing; deliveries are retried on their schedule.",
         )
     hint = {
         401: auth_hint,

@@ -203,31 +203,25 @@ class DeliveryStore:
             )
         )
         async with self._engine.begin() as conn:
-            leased = (await conn.execute(claim)).all()
+            # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
+            leased = sorted(tuple(row) for row in await conn.execute(claim))
             if not leased:
                 return []
-            event_ids = list({row.event_id for row in leased})
             found = await conn.execute(
-                select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids))
-            )
-            payloads = {row.id: row.payload for row in found}
-            configuration_ids = list({row.configuration_id for row in leased})
-            versions = await conn.execute(
-                select(configurations.c.id, configurations.c.version).where(
-                    configurations.c.id.in_(configuration_ids)
+                select(events.c.id, events.c.payload).where(
+                    events.c.id.in_({event_id for _, event_id, _, _ in leased})
                 )
             )
-            version_of = {row.id: row.version for row in versions}
-        return [
-            Claimed(
-                row.id,
-                row.event_id,
-                row.configuration_id,
-                row.attempts,
-                payloads[row.event_id],
-                version_of.get(row.configuration_id),
+            payloads = dict(tuple(row) for row in found)
+            found = await conn.execute(
+                select(configurations.c.id, configurations.c.version).where(
+                    configurations.c.id.in_({cid for _, _, cid, _ in leased})
+                )
             )
-            for row in sorted(leased, key=lambda row: row.id)
+            versions = dict(tuple(row) for row in found)
+        return [
+            Claimed(id_, event_id, cid, attempts, payloads[event_id], versions.get(cid))
+            for id_, event_id, cid, attempts in leased
         ]
 
     async def record(self, results: Sequence[Result], *, owner: str) -> None:

@@ -64,6 +64,14 @@ class TokenStore:
             return None
         return TokenRow(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at)
 
+    async def get(self, token_id: str) -> TokenRow | None:
+        """The token with this id, if it still exists."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(tokens).where(tokens.c.id == token_id))).first()
+        if row is None:
+            return None
+        return TokenRow(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at)
+
     async def all(self) -> list[TokenRow]:
         """Every token, oldest first."""
         async with self._engine.connect() as conn:

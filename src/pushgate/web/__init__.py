@@ -1,0 +1,29 @@
+"""The web UI: server-rendered pages over the same domain functions as the API.
+
+    /login, /logout                                  sign in with an access token; sign out
+    /settings                                        Organization settings
+    /settings/integrations                           the catalog and each integration's status table
+    /settings/integrations/{key}/new                 the Add configuration panel
+    /settings/integrations/{key}/{id}/edit           the Edit configuration panel
+    /settings/integrations/{key}[/{id}]/validate     Validate Connection (from the page's script)
+    /settings/integrations/{key}/{id}/errors         a configuration's error log
+    /static/…                                        one stylesheet, one script
+
+Sessions and CSRF: `session.py`. Templates: `templates/`. docs/ui.md describes the pages.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from pushgate.web.templating import STATIC_DIR
+
+
+def install(app: FastAPI) -> None:
+    """Register the UI's routes and static files on `app`."""
+    from pushgate.web import editing, pages
+
+    app.include_router(pages.router)
+    app.include_router(editing.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,254 @@
+"""Browser sessions: a signed cookie naming the token that signed in, and CSRF tokens.
+
+The session cookie holds `{"sub", "exp", "csrf"}` signed with HMAC-SHA256 under a key derived
+from the settings' secret material (`sealing.derive_key`). It is signed, not encrypted, so it
+names a token by id (or, for PUSHGATE_ADMIN_TOKEN, by a keyed fingerprint), never by value.
+Every request re-checks that the token still exists, so revoking a token ends its sessions.
+
+CSRF: each session carries a random token; forms send it in a `csrf` field and `fetch()` calls
+in the `X-CSRF-Token` header. The sign-in form, which has no session yet, is protected by a
+double-submit nonce held in a short-lived signed cookie of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+
+from pushgate.api.deps import RuntimeDep
+from pushgate.app import Runtime
+from pushgate.errors import Forbidden, Unauthorized
+from pushgate.sealing import derive_key
+from pushgate.store import Role
+
+SESSION_COOKIE = "pushgate_session"
+LOGIN_COOKIE = "pushgate_login"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+# A working day: long enough not to interrupt work, short enough that a forgotten tab expires.
+SESSION_TTL_MS = 8 * 3600 * 1000
+# How long a sign-in form stays usable after it was shown.
+LOGIN_TTL_MS = 3600 * 1000
+_PURPOSE = b"pushgate web sessions v1"
+_ADMIN = "admin:"
+_TOKEN = "token:"
+
+
+class Signer:
+    """Signs small JSON payloads into cookie values and checks them back."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        """`base64url(json).base64url(hmac)`."""
+        data = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return data + "." + _b64(self._mac(data.encode()))
+
+    def unsign(self, value: str) -> dict[str, Any] | None:
+        """The payload of a value `sign` made with this key; None when anything is off."""
+        data, _, mac = value.partition(".")
+        try:
+            if not hmac.compare_digest(_unb64(mac), self._mac(data.encode())):
+                return None
+            payload = json.loads(_unb64(data))
+        except ValueError:
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def fingerprint(self, value: str) -> str:
+        """A keyed digest that identifies `value` without revealing it."""
+        return self._mac(value.encode()).hex()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who signed in: a subject the session can re-check, a display name and a role."""
+
+    subject: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in browser."""
+
+    identity: Identity
+    csrf: str
+    expires: int
+
+    @property
+    def can_write(self) -> bool:
+        """Whether this session may change configurations (writer and admin tokens)."""
+        return self.identity.role is not Role.READER
+
+
+def signer(request: Request) -> Signer:
+    """The signer of this app, built once from the runtime's settings."""
+    state = request.app.state
+    found: Signer | None = getattr(state, "web_signer", None)
+    if found is None:
+        runtime: Runtime = state.runtime
+        found = state.web_signer = Signer(derive_key(runtime.settings, _PURPOSE))
+    return found
+
+
+async def identify(rt: Runtime, value: str, sign: Signer) -> Identity | None:
+    """The identity of an access token value, as the API would accept it; None if unknown."""
+    admin = rt.settings.admin_token
+    if admin is not None and hmac.compare_digest(value.encode(), admin.get_secret_value().encode()):
+        return Identity(_ADMIN + sign.fingerprint(value), "PUSHGATE_ADMIN_TOKEN", Role.ADMIN)
+    token = await rt.store.tokens.find(value)
+    if token is None:
+        return None
+    return Identity(_TOKEN + token.id, token.name, token.role)
+
+
+async def _recheck(rt: Runtime, subject: str, sign: Signer) -> Identity | None:
+    """The identity behind a session's subject, if its token still exists."""
+    if subject.startswith(_ADMIN):
+        admin = rt.settings.admin_token
+        if admin is None:
+            return None
+        fingerprint = sign.fingerprint(admin.get_secret_value())
+        if not hmac.compare_digest(subject, _ADMIN + fingerprint):
+            return None
+        return Identity(subject, "PUSHGATE_ADMIN_TOKEN", Role.ADMIN)
+    token = await rt.store.tokens.get(subject.removeprefix(_TOKEN))
+    return Identity(subject, token.name, token.role) if token is not None else None
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def start_session(request: Request, response: Response, identity: Identity, now: int) -> None:
+    """Set the session cookie for `identity` and drop the sign-in nonce."""
+    payload = {"sub": identity.subject, "exp": now + SESSION_TTL_MS, "csrf": _nonce()}
+    _cookie(
+        response, request, SESSION_COOKIE, signer(request).sign(payload), SESSION_TTL_MS // 1000
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/")
+
+
+def end_session(response: Response) -> None:
+    """Remove the session cookie."""
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+
+
+async def current_session(request: Request, rt: RuntimeDep) -> Session | None:
+    """The valid session of this request, or None (no cookie, bad signature, expired, revoked)."""
+    value = request.cookies.get(SESSION_COOKIE)
+    if not value:
+        return None
+    sign = signer(request)
+    payload = sign.unsign(value)
+    if payload is None:
+        return None
+    subject, expires, csrf = payload.get("sub"), payload.get("exp"), payload.get("csrf")
+    if not (isinstance(subject, str) and isinstance(expires, int) and isinstance(csrf, str)):
+        return None
+    if expires <= rt.clock():
+        return None
+    identity = await _recheck(rt, subject, sign)
+    return None if identity is None else Session(identity, csrf, expires)
+
+
+async def require_session(request: Request, rt: RuntimeDep) -> Session:
+    """A dependency: the session, or Unauthorized (which sends browsers to /login)."""
+    session = await current_session(request, rt)
+    if session is None:
+        raise Unauthorized("sign in to continue")
+    return session
+
+
+async def check_csrf(request: Request, session: Session) -> None:
+    """Forbidden unless the request carries the session's CSRF token (header or form field)."""
+    submitted = request.headers.get(CSRF_HEADER)
+    if submitted is None:
+        form = await request.form()
+        field = form.get(CSRF_FIELD)
+        submitted = field if isinstance(field, str) else None
+    if submitted is None or not hmac.compare_digest(submitted.encode(), session.csrf.encode()):
+        raise Forbidden("the form is out of date or did not come from this site: reload the page")
+
+
+async def require_writer(
+    request: Request, session: Annotated[Session, Depends(require_session)]
+) -> Session:
+    """A dependency for changes: a session whose CSRF token matches and whose role may write."""
+    await check_csrf(request, session)
+    if not session.can_write:
+        raise Forbidden(
+            f"your token “{session.identity.name}” is a reader token: it can look, not change"
+        )
+    return session
+
+
+SessionDep = Annotated[Session, Depends(require_session)]
+WriterDep = Annotated[Session, Depends(require_writer)]
+
+
+# --- the sign-in form's nonce ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginNonce:
+    """The nonce a sign-in form must echo, and the cookie to set when it is new."""
+
+    value: str
+    cookie: str | None
+
+    def remember(self, request: Request, response: Response) -> None:
+        """Set the nonce's cookie on the response that shows the form (if it is new)."""
+        if self.cookie is not None:
+            _cookie(response, request, LOGIN_COOKIE, self.cookie, LOGIN_TTL_MS // 1000)
+
+
+def login_nonce(request: Request, now: int) -> LoginNonce:
+    """The sign-in form's nonce; reuses a still-valid one (so several open tabs all work)."""
+    sign = signer(request)
+    payload = sign.unsign(request.cookies.get(LOGIN_COOKIE, ""))
+    if payload and isinstance(payload.get("n"), str) and payload.get("exp", 0) > now:
+        return LoginNonce(str(payload["n"]), None)
+    nonce = _nonce()
+    return LoginNonce(nonce, sign.sign({"n": nonce, "exp": now + LOGIN_TTL_MS}))
+
+
+def check_login_nonce(request: Request, submitted: str, now: int) -> bool:
+    """Whether the sign-in form's nonce matches its cookie and has not expired."""
+    payload = signer(request).unsign(request.cookies.get(LOGIN_COOKIE, ""))
+    if not payload or not isinstance(payload.get("n"), str) or payload.get("exp", 0) <= now:
+        return False
+    return hmac.compare_digest(submitted.encode(), str(payload["n"]).encode())
+
+
+def _nonce() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,458 @@
+"""The web UI in a real Chromium, driven by Playwright, against a real pushgate on loopback.
+
+The server, a switchable receiver and delivery run on an event loop in a background thread;
+the tests drive the browser with Playwright's sync API and wait only through `expect`.
+The browser's clock is set a few minutes after the server's, so relative times are known.
+
+Set PUSHGATE_SCREENSHOTS=<dir> to write screenshots of each page (docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from conftest import ADMIN_TOKEN, Receiver, Server, flag_event, free_port, start_server
+from pushgate.clock import ManualClock, system_clock
+from pushgate.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIME_ZONE = "Asia/Kathmandu"  # UTC+05:45: a wrong offset cannot pass by accident
+MINUTE_MS = 60_000
+SCREENSHOTS = os.environ.get("PUSHGATE_SCREENSHOTS")
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop in a background thread; `run` waits for a coroutine's result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def wrapped() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: the browser tests must run under CI")
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def receiver(loop_thread: LoopThread) -> Iterator[Receiver]:
+    """A local receiver (200 by default; set `.default` to make it fail)."""
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    port = free_port()
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    loop_thread.run(start)
+    recv.url = f"http://127.0.0.1:{port}"
+    yield recv
+    loop_thread.run(runner.cleanup)
+
+
+@pytest.fixture
+def live(loop_thread: LoopThread, settings: Settings) -> Iterator[Server]:
+    """pushgate on loopback with a manual clock at the real time; deliveries are explicit."""
+    clock = ManualClock(start_ms=system_clock())
+
+    async def start() -> tuple[Any, asyncio.Task[None], Server]:
+        uv, task, url = await start_server(settings, clock)
+        runtime = uv.config.app.state.runtime
+        return uv, task, Server(url, runtime, clock, aiohttp.ClientSession())
+
+    uv, task, server = loop_thread.run(start)
+    yield server
+
+    async def stop() -> None:
+        await server.session.close()
+        uv.should_exit = True
+        await task
+
+    loop_thread.run(stop)
+
+
+def new_context(browser: Browser, server: Server, *, width: int = 1280) -> BrowserContext:
+    """A fresh browser profile in TIME_ZONE whose clock runs 5 minutes ahead of the server's."""
+    context = browser.new_context(
+        base_url=server.url,
+        viewport={"width": width, "height": 900},
+        timezone_id=TIME_ZONE,
+        locale="en-US",
+    )
+    context.clock.install(time=server.clock() / 1000 + 5 * 60)
+    return context
+
+
+def shot(page: Page, name: str, **options: Any) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        path = str(Path(SCREENSHOTS) / f"{name}.png")
+        page.screenshot(path=path, animations="disabled", caret="hide", **options)
+
+
+def sign_in(page: Page, token: str = ADMIN_TOKEN) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    page.get_by_label("Access token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/settings/integrations$"))
+
+
+def local_time(ms: int) -> str:
+    """What the page must show for `ms` in TIME_ZONE."""
+    when = datetime.fromtimestamp(ms / 1000, ZoneInfo(TIME_ZONE))
+    offset = when.utcoffset()
+    assert offset is not None
+    hours, minutes = divmod(int(offset.total_seconds()) // 60, 60)
+    return when.strftime("%Y-%m-%d %H:%M:%S") + f" GMT+{hours}:{minutes:02d}"
+
+
+def card(page: Page, name: str) -> Any:
+    return page.locator("li.integration").filter(has=page.get_by_role("heading", name=name))
+
+
+def test_a_configuration_from_sign_in_to_delete(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    context = new_context(browser, live)
+    page = context.new_page()
+    page.goto("/login")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    shot(page, "login")
+    sign_in(page)
+
+    # The gear opens Organization settings; Integrations is a page there.
+    page.get_by_role("link", name="Organization settings").click()
+    expect(page.get_by_role("heading", name="Organization settings", level=1)).to_be_visible()
+    page.get_by_role("navigation", name="Settings sections").get_by_role(
+        "link", name="Integrations"
+    ).click()
+    expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
+    webhook = card(page, "Webhook")
+    expect(webhook.get_by_text("Send every matching event")).to_be_visible()
+
+    # Add a webhook configuration; Validate Connection with the unsaved values.
+    webhook.get_by_role("button", name="Add integration").click()
+    panel = page.get_by_role("dialog", name="Add configuration")
+    expect(panel).to_be_visible()
+    expect(panel.get_by_label("Resources", exact=True)).to_have_value(
+        "proj/*:env/production:flag/*"
+    )
+    panel.get_by_label("Name").fill("Deploys to the hook")
+    panel.get_by_label("Payload URL").fill(receiver.url + "/hook")
+    panel.get_by_role("button", name="Validate Connection").click()
+    result = panel.locator("#validation-result")
+    expect(result).to_contain_text("Connection validated")
+    assert receiver.requests[-1].path == "/hook"
+
+    receiver.default = (503, '{"error": "down for maintenance"}', {})
+    panel.get_by_role("button", name="Validate Connection").click()
+    expect(result).to_contain_text("Validation failed: HTTP 503 Service Unavailable")
+    expect(result).to_contain_text('"error": "down for maintenance"')
+    expect(result).to_contain_text("retried on their schedule")
+    shot(page, "edit-panel-validation")
+    receiver.default = (200, "ok", {})
+
+    panel.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved “Deploys to the hook”.")
+
+    # Events: one delivered, then one refused with 503 a minute later.
+    def send(event_id: str) -> Callable[[], Awaitable[int]]:
+        async def go() -> int:
+            await live.call("POST", "/api/v2/events", flag_event(event_id))
+            return await live.deliver()
+
+        return go
+
+    assert loop_thread.run(send("e1")) == 1
+    succeeded_at = live.clock()
+    live.clock.advance(60)
+    receiver.default = (503, '{"error": "down for maintenance"}', {})
+    assert loop_thread.run(send("e2")) == 1
+    failed_at = live.clock()
+    receiver.default = (200, "ok", {})
+
+    page.goto("/settings/integrations")
+    webhook = card(page, "Webhook")
+    expander = webhook.get_by_role("button", name="Show configurations")
+    expect(expander).to_have_attribute("aria-expanded", "false")
+    expander.click()
+    expect(expander).to_have_attribute("aria-expanded", "true")
+    row = webhook.get_by_role("row").filter(has_text="Deploys to the hook")
+    expect(row.locator("[data-column=success-count]")).to_have_text("1")
+    expect(row.locator("[data-column=error-count]")).to_have_text("1")
+    expect(row.locator("[data-column=last-success]")).to_have_text("5 minutes ago")
+    expect(row.locator("[data-column=last-error] time")).to_have_text("4 minutes ago")
+    expect(row.locator("[data-column=last-success] time")).to_have_attribute(
+        "title", local_time(succeeded_at)
+    )
+    shot(page, "integrations-status-table", full_page=True)
+
+    # Relative times move on without a reload.
+    page.clock.fast_forward("05:00")
+    expect(row.locator("[data-column=last-success]")).to_have_text("10 minutes ago")
+
+    # Most recent error opens the error log: status code, body, local timestamp.
+    row.get_by_role("link", name=re.compile("ago")).click()
+    expect(page.get_by_role("heading", name="Error log")).to_be_visible()
+    entry = page.get_by_role("row").nth(1)
+    expect(entry.get_by_role("cell").nth(0)).to_contain_text(local_time(failed_at))
+    expect(entry.get_by_role("cell").nth(1)).to_contain_text("503")
+    expect(entry.get_by_role("cell").nth(2)).to_contain_text('"error": "down for maintenance"')
+
+    # Edit through the pencil.
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role(
+        "link", name="Integrations"
+    ).click()
+    row = card(page, "Webhook").get_by_role("row").filter(has_text="Deploys to the hook")
+    row.get_by_role("link", name="Edit").click()
+    panel = page.get_by_role("dialog", name="Edit configuration")
+    expect(panel.get_by_label("Name")).to_have_value("Deploys to the hook")
+    panel.get_by_label("Name").fill("Renamed hook")
+    panel.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved “Renamed hook”.")
+
+    # Edit through the three-dot menu; Escape closes the panel.
+    row = card(page, "Webhook").get_by_role("row").filter(has_text="Renamed hook")
+    row.get_by_role("button", name="More actions").click()
+    menu = page.get_by_role("menu")
+    expect(menu.get_by_role("menuitem", name="Edit integration configuration")).to_be_focused()
+    menu.get_by_role("menuitem", name="Edit integration configuration").click()
+    panel = page.get_by_role("dialog", name="Edit configuration")
+    expect(panel.get_by_label("Name")).to_have_value("Renamed hook")
+    expect(panel.get_by_label("Payload URL")).to_have_value(receiver.url + "/hook")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+
+    # Delete, with confirmation (Cancel first).
+    row = card(page, "Webhook").get_by_role("row").filter(has_text="Renamed hook")
+    row.get_by_role("button", name="More actions").click()
+    page.get_by_role("menuitem", name="Delete").click()
+    confirm = page.get_by_role("dialog", name="Delete “Renamed hook”?")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="More actions").click()
+    page.get_by_role("menuitem", name="Delete").click()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_have_text("Deleted “Renamed hook”.")
+    expect(card(page, "Webhook").get_by_text("No Webhook configuration yet")).to_be_visible()
+    context.close()
+
+
+def test_the_error_log_folds_long_bodies_and_names_transport_errors(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    body = {"name": "Audit feed", "on": True, "config": {"url": receiver.url}}
+    _, created = loop_thread.run(lambda: live.call("POST", "/api/v2/integrations/webhook", body))
+    problems = [{"field": f"tags[{i}]", "problem": "must be lowercase"} for i in range(14)]
+    long_body = json.dumps({"error": "validation failed", "problems": problems})
+    receiver.answer(422, long_body)
+    receiver.answer(503, "<html><body>Service temporarily unavailable</body></html>")
+
+    async def send(event_id: str) -> None:
+        await live.call("POST", "/api/v2/events", flag_event(event_id))
+        await live.deliver()
+        live.clock.advance(1)  # less than the first retry delay: no retry runs in between
+
+    for event_id in ("e1", "e2"):
+        loop_thread.run(lambda e=event_id: send(e))
+    closed = [{"op": "replace", "path": "/config/url", "value": f"http://127.0.0.1:{free_port()}/"}]
+    path = f"/api/v2/integrations/webhook/{created['_id']}"
+    loop_thread.run(lambda: live.call("PATCH", path, closed))
+    loop_thread.run(lambda: send("e3"))
+
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    page.goto(f"/settings/integrations/webhook/{created['_id']}/errors")
+    rows = page.get_by_role("row")
+    expect(rows).to_have_count(4)
+    newest, middle, oldest = rows.nth(1), rows.nth(2), rows.nth(3)
+    expect(newest.get_by_role("cell").nth(1)).to_have_text("No HTTP response")
+    expect(newest.get_by_role("cell").nth(2)).to_contain_text("Cannot connect")
+    expect(middle.get_by_role("cell").nth(1)).to_contain_text("503 Service Unavailable")
+    expect(oldest.get_by_role("cell").nth(1)).to_contain_text("422 Unprocessable")
+    full = oldest.locator("details pre")
+    expect(full).to_be_hidden()
+    oldest.get_by_text("Show full body").click()
+    expect(full).to_contain_text('"field": "tags[13]"')
+    expect(oldest.locator(".body-preview")).to_be_hidden()
+    oldest.get_by_text("Show full body").click()
+    shot(page, "error-log", full_page=True)
+    context.close()
+
+
+def test_field_errors_keep_what_was_typed_and_sign_out(browser: Browser, live: Server) -> None:
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    card(page, "Webhook").get_by_role("button", name="Add integration").click()
+    panel = page.get_by_role("dialog", name="Add configuration")
+    panel.get_by_label("Name").fill("Typed name")
+    panel.get_by_label("Payload URL").fill("ftp://example.com")
+    panel.get_by_label("Tags").fill("a, b")
+    panel.get_by_role("button", name="Add statement").click()
+    panel.get_by_label("Resources", exact=True).nth(1).fill("not a specifier")
+    panel.get_by_role("button", name="Save").click()
+
+    panel = page.get_by_role("dialog", name="Add configuration")
+    url = panel.get_by_label("Payload URL")
+    expect(url).to_have_attribute("aria-invalid", "true")
+    expect(url).to_be_focused()
+    expect(panel.locator('[data-error-for="config.url"]')).to_have_text(
+        "Must be an absolute http:// or https:// URL."
+    )
+    expect(panel.locator('[data-error-for="statements[1].resources"]')).to_contain_text(
+        "not a valid resource specifier"
+    )
+    expect(panel.get_by_label("Name")).to_have_value("Typed name")
+    expect(panel.get_by_label("Tags")).to_have_value("a, b")
+    expect(panel.get_by_label("Resources", exact=True).nth(1)).to_have_value("not a specifier")
+
+    # Validate Connection marks the field without saving.
+    url.fill("")
+    panel.get_by_role("button", name="Validate Connection").click()
+    expect(panel.locator('[data-error-for="config.url"]')).to_have_text("Required.")
+    expect(panel.locator("#validation-result")).to_contain_text("fix the marked fields")
+
+    page.goto("/settings/integrations")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_have_text("You signed out.")
+    page.goto("/settings/integrations")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    context.close()
+
+
+def test_keyboard_reaches_the_status_table_and_its_menu(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    body = {"name": "kb", "on": True, "config": {"url": receiver.url}}
+    loop_thread.run(lambda: live.call("POST", "/api/v2/integrations/webhook", body))
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    expander = card(page, "Webhook").get_by_role("button", name="Show configurations")
+    expander.focus()
+    page.keyboard.press("Enter")
+    expect(expander).to_have_attribute("aria-expanded", "true")
+    outline = expander.evaluate("el => getComputedStyle(el).outlineStyle")
+    assert outline == "solid"  # visible focus
+
+    page.keyboard.press("Tab")
+    edit = card(page, "Webhook").get_by_role("link", name="Edit")
+    expect(edit).to_be_focused()
+    page.keyboard.press("Tab")
+    more = card(page, "Webhook").get_by_role("button", name="More actions")
+    expect(more).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("menuitem", name="Edit integration configuration")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("menuitem", name="Open error log")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("menu")).to_be_hidden()
+    expect(more).to_be_focused()
+    context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_pages_fit_the_width_without_sideways_scrolling(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread, width: int
+) -> None:
+    for name in ("Production changes", "Staging changes with a rather long name"):
+        body = {"name": name, "on": True, "tags": ["prod"], "config": {"url": receiver.url}}
+        loop_thread.run(lambda b=body: live.call("POST", "/api/v2/integrations/webhook", b))
+    context = new_context(browser, live, width=width)
+    page = context.new_page()
+    sign_in(page)
+    page.goto("/settings/integrations?open=webhook")
+    expect(page.get_by_role("table")).to_be_visible()
+    overflow = "document.documentElement.scrollWidth > window.innerWidth"
+    assert page.evaluate(overflow) is False
+    table_wrap = page.locator(".table-wrap")
+    assert table_wrap.evaluate("el => el.scrollWidth > el.clientWidth") is False
+    if width == 800:
+        shot(page, "integrations-800", full_page=True)
+    card(page, "Webhook").get_by_role("link", name="Edit").first.click()
+    expect(page.get_by_role("dialog", name="Edit configuration")).to_be_visible()
+    assert page.evaluate(overflow) is False
+    if width == 800:
+        shot(page, "edit-panel-800")
+    context.close()
+
+
+def test_without_javascript_pages_still_work_and_show_utc(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    context = browser.new_context(base_url=live.url, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page)
+    card(page, "Webhook").get_by_role("button", name="Add integration").click()
+    page.get_by_label("Name").fill("Plain HTML")
+    page.get_by_label("Payload URL").fill(receiver.url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved “Plain HTML”.")
+
+    loop_thread.run(lambda: live.call("POST", "/api/v2/events", flag_event("e1")))
+    loop_thread.run(live.deliver)
+    page.goto("/settings/integrations")
+    card(page, "Webhook").get_by_role("button", name="Show configurations").click()
+    cell = card(page, "Webhook").locator("[data-column=last-success]")
+    expect(cell).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    context.close()
