@@ -74,6 +74,7 @@ class Store:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        self.deliveries.dispose()
         await self.engine.dispose()
         if self._listener_engine is not None:
             await self._listener_engine.dispose()

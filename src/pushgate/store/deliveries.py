@@ -13,15 +13,17 @@ configuration row only to keep the error log trimmed exactly: successes never wa
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.store.database import Transactions
 from pushgate.store.listener import Listener
 from pushgate.store.tables import (
     DeliveryState,
@@ -111,10 +113,15 @@ class DeliveryStore:
         listener: Listener | None = None,
     ) -> None:
         self._engine = engine
+        self._tx = Transactions(engine)
         self._error_log_size = error_log_size
         self._shard = status_shard
         self._listener = listener
         self._dialect = engine.dialect.name
+
+    def dispose(self) -> None:
+        """Close the connections of the hot path's own engine (SQLite)."""
+        self._tx.dispose()
 
     def _insert(self, table: Any) -> Any:
         return (postgresql if self._dialect == "postgresql" else sqlite).insert(table)
@@ -202,27 +209,7 @@ class DeliveryStore:
                 deliveries.c.attempts,
             )
         )
-        async with self._engine.begin() as conn:
-            # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
-            leased = sorted(tuple(row) for row in await conn.execute(claim))
-            if not leased:
-                return []
-            found = await conn.execute(
-                select(events.c.id, events.c.payload).where(
-                    events.c.id.in_({event_id for _, event_id, _, _ in leased})
-                )
-            )
-            payloads = dict(tuple(row) for row in found)
-            found = await conn.execute(
-                select(configurations.c.id, configurations.c.version).where(
-                    configurations.c.id.in_({cid for _, _, cid, _ in leased})
-                )
-            )
-            versions = dict(tuple(row) for row in found)
-        return [
-            Claimed(id_, event_id, cid, attempts, payloads[event_id], versions.get(cid))
-            for id_, event_id, cid, attempts in leased
-        ]
+        return await self._tx.run(functools.partial(_claim, claim))
 
     async def record(self, results: Sequence[Result], *, owner: str) -> None:
         """Record outcomes: delivery states, status counters and error-log entries, at once.
@@ -233,43 +220,44 @@ class DeliveryStore:
         `owner` still holds the lease, so it cannot take a delivery from its new holder. Every
         failed attempt is counted and logged: it happened.
         """
-        if not results:
-            return
-        async with self._engine.begin() as conn:
-            if self._dialect == "postgresql":
-                # Lock this batch's delivery rows in id order before any statement updates
-                # them in its own order: only workers whose leases overlap ever compete here.
-                await conn.execute(
-                    select(deliveries.c.id)
-                    .where(deliveries.c.id.in_(sorted({r.delivery_id for r in results})))
-                    .order_by(deliveries.c.id)
-                    .with_for_update()
-                )
-            succeeded = await self._finish(conn, results, DeliveryState.SUCCEEDED)
-            await self._finish(conn, results, DeliveryState.FAILED)
-            await self._finish(conn, results, DeliveryState.CANCELLED)
-            retries = [r for r in results if r.state is DeliveryState.PENDING]
-            if retries:
-                await conn.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.id == bindparam("delivery_id"),
-                        deliveries.c.state == DeliveryState.PENDING.value,
-                        deliveries.c.lease_owner == owner,
-                    )
-                    .values(available_at=bindparam("next_at"), lease_owner=None),
-                    [{"delivery_id": r.delivery_id, "next_at": r.next_at} for r in retries],
-                )
-            failures = [r for r in results if r.failure is not None]
-            await self._count(conn, succeeded, failures)
+        if results:
+            await self._tx.run(functools.partial(self._record, results, owner))
 
-    async def _finish(
-        self, conn: AsyncConnection, results: Sequence[Result], state: DeliveryState
+    def _record(self, results: Sequence[Result], owner: str, conn: Connection) -> None:
+        if self._dialect == "postgresql":
+            # Lock this batch's delivery rows in id order before any statement updates
+            # them in its own order: only workers whose leases overlap ever compete here.
+            conn.execute(
+                select(deliveries.c.id)
+                .where(deliveries.c.id.in_(sorted({r.delivery_id for r in results})))
+                .order_by(deliveries.c.id)
+                .with_for_update()
+            )
+        succeeded = self._finish(conn, results, DeliveryState.SUCCEEDED)
+        self._finish(conn, results, DeliveryState.FAILED)
+        self._finish(conn, results, DeliveryState.CANCELLED)
+        retries = [r for r in results if r.state is DeliveryState.PENDING]
+        if retries:
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == bindparam("delivery_id"),
+                    deliveries.c.state == DeliveryState.PENDING.value,
+                    deliveries.c.lease_owner == owner,
+                )
+                .values(available_at=bindparam("next_at"), lease_owner=None),
+                [{"delivery_id": r.delivery_id, "next_at": r.next_at} for r in retries],
+            )
+        failures = [r for r in results if r.failure is not None]
+        self._count(conn, succeeded, failures)
+
+    def _finish(
+        self, conn: Connection, results: Sequence[Result], state: DeliveryState
     ) -> list[Result]:
         chosen = {r.delivery_id: r for r in results if r.state is state}
         if not chosen:
             return []
-        done = await conn.execute(
+        done = conn.execute(
             update(deliveries)
             .where(
                 deliveries.c.id.in_(list(chosen)),
@@ -284,9 +272,7 @@ class DeliveryStore:
         )
         return [chosen[row.id] for row in done]
 
-    async def _count(
-        self, conn: AsyncConnection, succeeded: list[Result], failures: list[Result]
-    ) -> None:
+    def _count(self, conn: Connection, succeeded: list[Result], failures: list[Result]) -> None:
         touched = {r.configuration_id for r in (*succeeded, *failures)}
         if not touched:
             return
@@ -296,7 +282,7 @@ class DeliveryStore:
         # foreign-key checks (ingest inserting deliveries) do not wait for it.
         locked = set(
             (
-                await conn.execute(
+                conn.execute(
                     select(configurations.c.id)
                     .where(configurations.c.id.in_(failing))
                     .order_by(configurations.c.id)
@@ -309,9 +295,7 @@ class DeliveryStore:
         others = sorted(touched - set(failing))
         existing = locked | set(
             (
-                await conn.execute(
-                    select(configurations.c.id).where(configurations.c.id.in_(others))
-                )
+                conn.execute(select(configurations.c.id).where(configurations.c.id.in_(others)))
             ).scalars()
             if others
             else ()
@@ -335,7 +319,7 @@ class DeliveryStore:
         if rows:
             upsert = self._insert(configuration_status)
             current, new = configuration_status.c, upsert.excluded
-            await conn.execute(
+            conn.execute(
                 upsert.on_conflict_do_update(
                     index_elements=[current.configuration_id, current.shard],
                     set_={
@@ -349,7 +333,7 @@ class DeliveryStore:
             )
         logged = [r for r in failures if r.configuration_id in existing]
         if logged:
-            await conn.execute(
+            conn.execute(
                 error_log.insert(),
                 [
                     {
@@ -367,9 +351,9 @@ class DeliveryStore:
                     if r.failure is not None
                 ],
             )
-            await self._trim_error_log(conn, {r.configuration_id for r in logged})
+            self._trim_error_log(conn, {r.configuration_id for r in logged})
 
-    async def _trim_error_log(self, conn: AsyncConnection, configuration_ids: set[str]) -> None:
+    def _trim_error_log(self, conn: Connection, configuration_ids: set[str]) -> None:
         for configuration_id in sorted(configuration_ids):
             oldest_kept = (
                 select(error_log.c.id)
@@ -379,7 +363,7 @@ class DeliveryStore:
                 .offset(self._error_log_size - 1)
                 .scalar_subquery()
             )
-            await conn.execute(
+            conn.execute(
                 delete(error_log).where(
                     error_log.c.configuration_id == configuration_id,
                     error_log.c.id < oldest_kept,
@@ -396,18 +380,17 @@ class DeliveryStore:
         """
         if not delivery_ids:
             return set()
-        async with self._engine.begin() as conn:
-            renewed = await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id.in_(sorted(delivery_ids)),
-                    deliveries.c.lease_owner == owner,
-                    deliveries.c.state == DeliveryState.PENDING.value,
-                )
-                .values(available_at=now + lease_ms)
-                .returning(deliveries.c.id)
+        renew = (
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(sorted(delivery_ids)),
+                deliveries.c.lease_owner == owner,
+                deliveries.c.state == DeliveryState.PENDING.value,
             )
-            return set(renewed.scalars())
+            .values(available_at=now + lease_ms)
+            .returning(deliveries.c.id)
+        )
+        return await self._tx.run(lambda conn: set(conn.execute(renew).scalars()))
 
     async def held_by(self, owner: str) -> list[Lease]:
         """The deliveries `owner` holds: claimed and neither recorded nor released."""
@@ -431,16 +414,16 @@ class DeliveryStore:
         """Give back leased deliveries that were not attempted (graceful shutdown)."""
         if not delivery_ids:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id.in_(list(delivery_ids)),
-                    deliveries.c.lease_owner == owner,
-                    deliveries.c.state == DeliveryState.PENDING.value,
-                )
-                .values(available_at=now, lease_owner=None, attempts=deliveries.c.attempts - 1)
+        give_back = (
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(delivery_ids)),
+                deliveries.c.lease_owner == owner,
+                deliveries.c.state == DeliveryState.PENDING.value,
             )
+            .values(available_at=now, lease_owner=None, attempts=deliveries.c.attempts - 1)
+        )
+        await self._tx.run(lambda conn: conn.execute(give_back))
 
     async def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
@@ -462,6 +445,30 @@ class DeliveryStore:
                 )
             )
         return int(value) if value is not None else None
+
+
+def _claim(claim: Any, conn: Connection) -> list[Claimed]:
+    """Run the claim statement, then fetch what the attempts need: payloads and versions."""
+    # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
+    leased = sorted(tuple(row) for row in conn.execute(claim))
+    if not leased:
+        return []
+    found = conn.execute(
+        select(events.c.id, events.c.payload).where(
+            events.c.id.in_({event_id for _, event_id, _, _ in leased})
+        )
+    )
+    payloads = dict(tuple(row) for row in found)
+    found = conn.execute(
+        select(configurations.c.id, configurations.c.version).where(
+            configurations.c.id.in_({cid for _, _, cid, _ in leased})
+        )
+    )
+    versions = dict(tuple(row) for row in found)
+    return [
+        Claimed(id_, event_id, cid, attempts, payloads[event_id], versions.get(cid))
+        for id_, event_id, cid, attempts in leased
+    ]
 
 
 def _latest(current: Any, new: Any) -> Any:
