@@ -20,7 +20,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,10 @@ class Worker:
         self.idle = asyncio.Event()
         """Set while the worker waits for work: nothing due, nothing held."""
         self._claiming: asyncio.Task[None] | None = None
+        self._finished: list[asyncio.Task[None]] = []  # ended since `_turn` last looked
+        self._any_finished = asyncio.Event()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_overdue = False
         self._flushing: asyncio.Task[None] | None = None
         self._recording: list[Result] = []  # outcomes the flushing task is recording
         self._exhausted = False  # the last claim found less than a batch due
@@ -142,6 +146,18 @@ class Worker:
             log.info("worker.stopped", owner=self._owner)
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        interrupt = asyncio.create_task(self._interrupt_when(stop))
+        try:
+            await self._turns(stop)
+        finally:
+            interrupt.cancel()
+
+    async def _interrupt_when(self, stop: asyncio.Event) -> None:
+        """A stop must end `_turn`'s wait even while attempts hang (until the grace period)."""
+        await stop.wait()
+        self._any_finished.set()
+
+    async def _turns(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 if not await self._turn():
@@ -209,19 +225,20 @@ class Worker:
         held = len(self._ready) + len(self._inflight)
         # Claim whole batches, and only when a whole batch fits: each claim is a transaction.
         if self._claiming is None and not self._exhausted and held <= self._concurrency:
-            self._claiming = asyncio.create_task(self._claim())
+            self._claiming = self._spawn(self._claim())
         while self._ready and len(self._inflight) < self._concurrency:
             delivery = self._ready.popleft()
-            self._inflight[asyncio.create_task(self._attempt(delivery))] = delivery
-        if self._outcomes and (len(self._outcomes) >= self._batch or not self._inflight):
+            self._inflight[self._spawn(self._attempt(delivery))] = delivery
+        if self._outcomes and (
+            len(self._outcomes) >= self._batch or not self._inflight or self._flush_overdue
+        ):
             self._start_flush()
-        waiting = set(self._inflight)
-        waiting.update(task for task in (self._claiming, self._flushing) if task is not None)
-        if not waiting:
+        if not (self._inflight or self._claiming or self._flushing):
             return False
-        done, _ = await asyncio.wait(
-            waiting, timeout=FLUSH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
-        )
+        if not self._finished:
+            self._any_finished.clear()
+            await self._any_finished.wait()
+        done, self._finished = self._finished, []
         for task in done:
             if task is self._claiming:
                 self._claiming = None
@@ -230,9 +247,23 @@ class Worker:
             else:
                 del self._inflight[task]
             task.result()
-        if not done and self._outcomes:
-            self._start_flush()  # attempts finish slowly: do not hold finished ones back
+        if self._outcomes and self._flush_timer is None:
+            # Attempts may finish slowly: record what finished within FLUSH_INTERVAL anyway.
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                FLUSH_INTERVAL, self._flush_is_overdue
+            )
         return True
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start `work`; when it ends, `_turn` hears of it. (`asyncio.wait` over every task in
+        flight would cost a callback per task per turn, which shows at thousands a second.)"""
+        task = asyncio.create_task(work)
+        task.add_done_callback(self._on_finished)
+        return task
+
+    def _on_finished(self, task: asyncio.Task[None]) -> None:
+        self._finished.append(task)
+        self._any_finished.set()
 
     async def _claim(self) -> None:
         wakes = self._wakes
@@ -247,11 +278,18 @@ class Worker:
         self._claimed += len(claimed)
         self._ready.extend(claimed)
 
+    def _flush_is_overdue(self) -> None:
+        self._flush_overdue = True
+        self._any_finished.set()
+
     def _start_flush(self) -> None:
         if self._flushing is None:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            self._flush_timer, self._flush_overdue = None, False
             outcomes, self._outcomes = self._outcomes, []
             self._recording = outcomes
-            self._flushing = asyncio.create_task(self._record(outcomes))
+            self._flushing = self._spawn(self._record(outcomes))
 
     async def _record(self, outcomes: list[Result]) -> None:
         self._recording = outcomes
@@ -278,6 +316,8 @@ class Worker:
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
         for task in (self._claiming, self._flushing):
             if task is not None:
                 try:
