@@ -258,3 +258,51 @@ async def test_private_targets_are_refused_without_allow_list(server: Server, bl
     error = (await status_of(server, created))["errors"][0]
     assert "outbound policy" in error["hint"] or "private" in error["error"]
     assert error["willRetry"] is False
+
+
+async def test_retention_prunes_finished_events_and_keeps_pending_ones_and_counters(
+    server: Server, receiver: Receiver
+) -> None:
+    created = await make_webhook(server, receiver.url)
+    await server.call("POST", "/api/v2/events", flag_event("old-done"))
+    receiver.answer(503, "later")
+    await server.deliver()  # old-done fails once and waits for its retry
+    await server.call("POST", "/api/v2/events", flag_event("old-other", env="staging"))
+    server.clock.advance(6)
+    await server.deliver()  # old-done succeeds
+    await server.call("POST", "/api/v2/events", flag_event("old-pending"))
+    receiver.default = (503, "down", {})
+    await server.deliver()  # old-pending is waiting for a retry
+    server.clock.advance(8 * 86_400)
+    await server.call("POST", "/api/v2/events", flag_event("recent"))
+
+    assert await server.worker().prune() == 2  # old-done and old-other (no deliveries)
+
+    counts = await server.runtime.store.deliveries.counts()
+    assert counts[DeliveryState.SUCCEEDED] == 0
+    assert counts[DeliveryState.PENDING] == 2  # old-pending and recent
+    st = await status_of(server, created)
+    assert (st["successCount"], st["errorCount"]) == (1, 2)  # totals stay
+    _, again = await server.call("POST", "/api/v2/events", flag_event("old-done"))
+    assert again["accepted"] == ["old-done"]  # a pruned id is no longer remembered
+    _, kept = await server.call("POST", "/api/v2/events", flag_event("old-pending"))
+    assert kept["accepted"] == []
+
+
+async def test_retention_zero_keeps_everything(settings_factory: Any, receiver: Receiver) -> None:
+    from pushgate.clock import ManualClock
+    from pushgate.configurations import Services
+    from pushgate.delivery.engine import Engine
+    from pushgate.delivery.transport import Transport
+    from pushgate.delivery.worker import Worker
+    from pushgate.integrations import default_catalog
+    from pushgate.integrations.base import Endpoints
+    from pushgate.sealing import load_secret_box
+    from pushgate.store import Store
+
+    settings = settings_factory(retention_days=0)
+    store = await Store.open(settings)
+    services = Services(default_catalog(), store, load_secret_box(settings))
+    worker = Worker(services, Engine(Transport(settings), Endpoints()), settings, ManualClock())
+    assert await worker.prune() == 0
+    await store.close()

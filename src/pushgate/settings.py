@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="Bytes of a response body that are read and kept in the error log.",
     )
+    retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description=(
+            "Days a finished event and its deliveries are kept; 0 keeps them forever. Counters "
+            "and the error log are not affected."
+        ),
+    )
     link_base_url: str | None = Field(
         default=None,
         description="Base URL that makes relative links in events absolute (your LD site).",

@@ -42,6 +42,10 @@ log = structlog.get_logger("pushgate.delivery")
 FLUSH_INTERVAL = 0.05
 # Leases are renewed this many times per lease period: one late or failed renewal is harmless.
 RENEWALS_PER_LEASE = 3
+# Finished events past the retention period are deleted this often (seconds), a chunk per
+# transaction so that no transaction holds the database for long.
+PRUNE_INTERVAL = 3600.0
+PRUNE_CHUNK = 1000
 UNREADABLE_HINT = (
     "this worker cannot open the configuration; every process sharing the database needs the "
     "same PUSHGATE_SECRET_KEY"
@@ -88,6 +92,8 @@ class Worker:
         self._concurrency = settings.worker_concurrency
         self._batch = settings.claim_batch_size
         self._lease_ms = int(settings.lease_seconds * 1000)
+        days = settings.retention_days
+        self._retention_ms = int(days * 86_400_000) if days > 0 else None
         self._poll = settings.poll_interval
         self._grace = settings.shutdown_grace
         self._targets: dict[str, _Target] = {}
@@ -126,22 +132,26 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then shut down gracefully.
 
-        Wakes on the store's notifications, polls every `poll_interval` as a fallback, and
-        renews its leases every `lease_seconds / 3` while it holds deliveries.
+        Wakes on the store's notifications, polls every `poll_interval` as a fallback, renews
+        its leases every `lease_seconds / 3` while it holds deliveries, and prunes finished
+        events past `retention_days` every hour.
         """
         log.info("worker.started", owner=self._owner, concurrency=self._concurrency)
         try:
             async with self._store.deliveries.listen(self.wake):
-                stop_renewing = asyncio.Event()
-                renewing = asyncio.create_task(self._keep_leases(stop_renewing))
+                stop_background = asyncio.Event()
+                background = [
+                    asyncio.create_task(self._keep_leases(stop_background)),
+                    asyncio.create_task(self._keep_pruned(stop_background)),
+                ]
                 try:
                     await self._loop(stop)
                 finally:
                     try:
                         await self._drain()
                     finally:
-                        stop_renewing.set()
-                        await renewing
+                        stop_background.set()
+                        await asyncio.gather(*background)
         finally:
             log.info("worker.stopped", owner=self._owner)
 
@@ -197,6 +207,32 @@ class Worker:
                 await self.renew_leases()
             except Exception:
                 log.exception("worker.renew_failed", owner=self._owner)
+
+    async def prune(self) -> int:
+        """Delete finished events older than the retention period; returns how many went."""
+        if self._retention_ms is None:
+            return 0
+        total = 0
+        while True:
+            async with self._db:
+                removed = await self._store.deliveries.prune(
+                    received_before=self._clock() - self._retention_ms, limit=PRUNE_CHUNK
+                )
+            total += removed
+            if removed < PRUNE_CHUNK:
+                break
+        if total:
+            log.info("retention.pruned", owner=self._owner, events=total)
+        return total
+
+    async def _keep_pruned(self, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("retention.failed", owner=self._owner)
+            if await self._pause(stop, PRUNE_INTERVAL):
+                return
 
     @staticmethod
     async def _pause(stop: asyncio.Event, seconds: float) -> bool:

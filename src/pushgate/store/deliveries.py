@@ -425,6 +425,39 @@ class DeliveryStore:
         )
         await self._tx.run(lambda conn: conn.execute(give_back))
 
+    async def prune(self, *, received_before: int, limit: int) -> int:
+        """Delete up to `limit` events received before `received_before` whose deliveries are
+        all finished, with those deliveries; returns how many events went.
+
+        Status counters and the error log are kept: they are totals and their own bounded log.
+        An event id that is pruned is no longer remembered, so posting it again is accepted.
+        """
+        waiting = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.event_id == events.c.id,
+                deliveries.c.state == DeliveryState.PENDING.value,
+            )
+            .exists()
+        )
+        old = (
+            select(events.c.id)
+            .where(events.c.received_at < received_before, ~waiting)
+            .order_by(events.c.received_at)
+            .limit(limit)
+        )
+
+        def work(conn: Connection) -> int:
+            chosen = list(conn.execute(old).scalars())
+            if not chosen:
+                return 0
+            # Deliveries first: the same order on both backends, whatever the cascade does.
+            conn.execute(delete(deliveries).where(deliveries.c.event_id.in_(chosen)))
+            conn.execute(delete(events).where(events.c.id.in_(chosen)))
+            return len(chosen)
+
+        return await self._tx.run(work)
+
     async def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
         async with self._engine.connect() as conn:

@@ -116,7 +116,7 @@ events = Table(
     Column("id", String(64), primary_key=True),
     Column("date", BigInteger, nullable=False),
     Column("kind", String(64), nullable=False),
-    Column("received_at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False, index=True),  # retention
     Column("payload", JSON, nullable=False),
 )
 
@@ -124,7 +124,13 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("event_id", String(64), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "event_id",
+        String(64),
+        ForeignKey("events.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,  # retention deletes events, and their deliveries with them
+    ),
     Column(
         "configuration_id",
         String(24),
