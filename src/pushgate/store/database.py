@@ -7,6 +7,7 @@ configured schema as search_path, and migrations serialized across processes by 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,10 +65,11 @@ def _tune_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy, not the driver, open transactions (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: switching a new file to WAL needs a lock, too.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -87,6 +89,21 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema up to date (`alembic upgrade head`); safe to run from many processes."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        # SQLite's answer to the advisory lock below: a lock file beside the database, held
+        # by one migrating process at a time (several starting at once otherwise contend for
+        # SQLite's write lock while converting the file to WAL and changing the schema).
+        with open(f"{engine.url.database}.migrate-lock", "a") as lock:  # noqa: ASYNC230 - a local empty file
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+            try:
+                await _upgrade(engine)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    else:
+        await _upgrade(engine)
+
+
+async def _upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # Held until this transaction ends; PostgreSQL's DDL is transactional, so whoever
