@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
-from pushgate.store import STATUS_SHARDS, Role, Store
+from pushgate.store import STATUS_SHARDS, Role, Store, TokenRow
 
 log = structlog.get_logger("pushgate.app")
+# The id under which PUSHGATE_ADMIN_TOKEN appears (stored token ids are 24 hex digits).
+ADMIN_TOKEN_ID = "env-admin"
 INITIAL_TOKEN_FILE = "initial-admin-token"
 
 
@@ -46,6 +49,16 @@ class Runtime:
     def catalog(self) -> Catalog:
         """The integrations this install knows."""
         return self.services.catalog
+
+    async def token(self, value: str) -> TokenRow | None:
+        """The token an access-token value belongs to, or None; PUSHGATE_ADMIN_TOKEN is the
+        admin token with id `ADMIN_TOKEN_ID`. The one check behind the API and the web UI."""
+        admin = self.settings.admin_token
+        if admin is not None and hmac.compare_digest(
+            value.encode(), admin.get_secret_value().encode()
+        ):
+            return TokenRow(ADMIN_TOKEN_ID, "PUSHGATE_ADMIN_TOKEN", Role.ADMIN, 0)
+        return await self.store.tokens.find(value)
 
     def wake_worker(self) -> None:
         """Tell the in-process worker that deliveries were enqueued."""

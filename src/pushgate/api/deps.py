@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Annotated, Any
 
@@ -46,10 +45,7 @@ async def authenticate(request: Request, rt: Runtime) -> Role:
         raise Unauthorized("an Authorization header with an access token is required")
     scheme, _, rest = header.partition(" ")
     value = rest.strip() if scheme.lower() == "bearer" and rest else header
-    admin = rt.settings.admin_token
-    if admin is not None and hmac.compare_digest(value.encode(), admin.get_secret_value().encode()):
-        return Role.ADMIN
-    token = await rt.store.tokens.find(value)
+    token = await rt.token(value)
     if token is None:
         raise Unauthorized("the access token is not valid")
     return token.role

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 
 from pushgate.api.deps import RuntimeDep
-from pushgate.app import Runtime
+from pushgate.app import ADMIN_TOKEN_ID, Runtime
 from pushgate.errors import Forbidden, Unauthorized
 from pushgate.sealing import derive_key
 from pushgate.store import Role
@@ -114,12 +114,11 @@ def signer(request: Request) -> Signer:
 
 async def identify(rt: Runtime, value: str, sign: Signer) -> Identity | None:
     """The identity of an access token value, as the API would accept it; None if unknown."""
-    admin = rt.settings.admin_token
-    if admin is not None and hmac.compare_digest(value.encode(), admin.get_secret_value().encode()):
-        return Identity(_ADMIN + sign.fingerprint(value), "PUSHGATE_ADMIN_TOKEN", Role.ADMIN)
-    token = await rt.store.tokens.find(value)
+    token = await rt.token(value)
     if token is None:
         return None
+    if token.id == ADMIN_TOKEN_ID:
+        return Identity(_ADMIN + sign.fingerprint(value), token.name, token.role)
     return Identity(_TOKEN + token.id, token.name, token.role)
 
 
