@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pushgate.app import create_app, running
+from pushgate.clock import system_clock
 from pushgate.configurations import open_config
 from pushgate.errors import RequestError
 from pushgate.logs import configure
@@ -123,8 +124,6 @@ def token_create(
     settings = _settings()
 
     async def main() -> str:
-        from pushgate.clock import system_clock
-
         store = await Store.open(settings)
         try:
             _, value = await store.tokens.create(name=name, role=role, now=system_clock())
