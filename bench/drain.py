@@ -23,18 +23,12 @@ from pathlib import Path
 import aiohttp
 
 from pushgate.clock import system_clock
-from pushgate.configurations import Services, create
-from pushgate.delivery.engine import Engine
-from pushgate.delivery.transport import Transport
-from pushgate.delivery.worker import Worker
+from pushgate.configurations import create
 from pushgate.events import parse_entry
 from pushgate.ingest import ingest
-from pushgate.integrations import default_catalog
-from pushgate.integrations.base import Endpoints
 from pushgate.logs import configure
-from pushgate.sealing import load_secret_box
+from pushgate.runtime import running
 from pushgate.settings import Settings
-from pushgate.store import Store
 
 BATCH = 1000
 
@@ -88,27 +82,23 @@ async def pushgate(url: str, n: int, concurrency: int, data_dir: Path, database_
         worker_concurrency=concurrency,
         secret_key="b" * 40,
     )
-    store = await Store.open(settings)
-    services = Services(default_catalog(), store, load_secret_box(settings))
-    await create(
-        services,
-        "webhook",
-        {"name": "bench", "on": True, "config": {"url": url}},
-        now=system_clock(),
-    )
-    for start in range(0, n, BATCH):
-        await ingest(
-            store,
-            {"items": [event(i) for i in range(start, min(n, start + BATCH))]},
+    async with running(settings, with_worker=False) as rt:
+        await create(
+            rt.services,
+            "webhook",
+            {"name": "bench", "on": True, "config": {"url": url}},
             now=system_clock(),
         )
-    transport = Transport(settings)
-    worker = Worker(services, Engine(transport, Endpoints()), settings, system_clock)
-    started = time.perf_counter()
-    delivered = await worker.run_until_idle()
-    elapsed = time.perf_counter() - started
-    await transport.close()
-    await store.close()
+        for start in range(0, n, BATCH):
+            await ingest(
+                rt.store,
+                {"items": [event(i) for i in range(start, min(n, start + BATCH))]},
+                now=system_clock(),
+            )
+        worker = rt.new_worker()
+        started = time.perf_counter()
+        delivered = await worker.run_until_idle()
+        elapsed = time.perf_counter() - started
     assert delivered == n, f"delivered {delivered} of {n}"
     return n / elapsed
 

@@ -30,13 +30,13 @@ import asyncpg
 
 from drain import event, free_port
 from pushgate.clock import system_clock
-from pushgate.configurations import Services, create
+from pushgate.configurations import create
+from pushgate.domain import DeliveryState
 from pushgate.events import parse_entry
-from pushgate.integrations import default_catalog
 from pushgate.logs import configure
-from pushgate.sealing import load_secret_box
+from pushgate.runtime import running
 from pushgate.settings import Settings
-from pushgate.store import DeliveryState, NewEvent, Store
+from pushgate.store import NewEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "b" * 40
@@ -87,29 +87,27 @@ async def drain(url: str, sink: str, workers: int, n: int, concurrency: int, log
         "PUSHGATE_DATA_DIR": str(logs),
         "PUSHGATE_LOG_LEVEL": "info",
     }
-    store = await Store.open(settings)
     processes: list[Process] = []
     try:
-        services = Services(default_catalog(), store, load_secret_box(settings))
-        body = {"name": "bench", "on": True, "config": {"url": sink}}
-        configuration = await create(services, "webhook", body, now=system_clock())
-        batch = [
-            NewEvent(e["_id"], e["date"], e["kind"], e, [configuration.id])
-            for e in (parse_entry(event(i), now_ms=0) for i in range(n))
-        ]
-        processes = await start_workers(workers, env, logs)
-        await store.deliveries.enqueue(batch, now=system_clock())
-        started = time.perf_counter()
-        while True:  # other processes cannot signal us; the database is the truth
-            if (await store.deliveries.counts())[DeliveryState.SUCCEEDED] == n:
-                return time.perf_counter() - started
-            await asyncio.sleep(0.02)
+        async with running(settings, with_worker=False) as rt:
+            body = {"name": "bench", "on": True, "config": {"url": sink}}
+            configuration = await create(rt.services, "webhook", body, now=system_clock())
+            batch = [
+                NewEvent(e["_id"], e["date"], e["kind"], e, [configuration.id])
+                for e in (parse_entry(event(i), now_ms=0) for i in range(n))
+            ]
+            processes = await start_workers(workers, env, logs)
+            await rt.store.deliveries.enqueue(batch, now=system_clock())
+            started = time.perf_counter()
+            while True:  # other processes cannot signal us; the database is the truth
+                if (await rt.store.deliveries.counts())[DeliveryState.SUCCEEDED] == n:
+                    return time.perf_counter() - started
+                await asyncio.sleep(0.02)
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             await process.wait()
-        await store.close()
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
 

@@ -27,9 +27,10 @@ import pytest
 import uvicorn
 from aiohttp import web
 
-from pushgate.app import Runtime, create_app
+from pushgate.app import create_app
 from pushgate.clock import ManualClock
 from pushgate.delivery.worker import Worker
+from pushgate.runtime import Runtime
 from pushgate.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -259,8 +260,7 @@ class Server:
 
     def worker(self, **kwargs: Any) -> Worker:
         """A worker over the same database, for `run_until_idle` (the server runs none)."""
-        rt = self.runtime
-        return Worker(rt.services, rt.engine, rt.settings, self.clock, **kwargs)
+        return self.runtime.new_worker(**kwargs)
 
     async def call(
         self,

@@ -71,19 +71,15 @@ def test_status_and_validate_report_a_configuration(env: dict[str, str]) -> None
     import asyncio
 
     from pushgate.clock import system_clock
-    from pushgate.configurations import Services, create
-    from pushgate.integrations import default_catalog
-    from pushgate.sealing import load_secret_box
+    from pushgate.configurations import create
+    from pushgate.runtime import running
     from pushgate.settings import Settings
-    from pushgate.store import Store
 
     async def make() -> str:
         settings = Settings(data_dir=Path(env["PUSHGATE_DATA_DIR"]))
-        store = await Store.open(settings)
-        services = Services(default_catalog(), store, load_secret_box(settings))
-        body = {"name": "nowhere", "on": True, "config": {"url": "http://10.255.255.1/hook"}}
-        row = await create(services, "webhook", body, now=system_clock())
-        await store.close()
+        async with running(settings, with_worker=False) as rt:
+            body = {"name": "nowhere", "on": True, "config": {"url": "http://10.255.255.1/hook"}}
+            row = await create(rt.services, "webhook", body, now=system_clock())
         return row.id
 
     configuration_id = asyncio.run(make())

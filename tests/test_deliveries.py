@@ -15,8 +15,9 @@ import asyncpg
 import pytest
 
 from conftest import POSTGRES_URL, Database
+from pushgate.domain import DeliveryState
 from pushgate.settings import Settings
-from pushgate.store import DeliveryState, Failure, NewEvent, Result, Store
+from pushgate.store import Failure, NewEvent, Result, Store
 
 NOW = 1_700_000_000_000
 LEASE_MS = 60_000

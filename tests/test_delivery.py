@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import Receiver, Server, flag_event
-from pushgate.store import DeliveryState
+from pushgate.domain import DeliveryState
 
 
 async def make_webhook(server: Server, url: str, **body: Any) -> dict[str, Any]:
@@ -291,18 +291,8 @@ async def test_retention_prunes_finished_events_and_keeps_pending_ones_and_count
 
 async def test_retention_zero_keeps_everything(settings_factory: Any, receiver: Receiver) -> None:
     from pushgate.clock import ManualClock
-    from pushgate.configurations import Services
-    from pushgate.delivery.engine import Engine
-    from pushgate.delivery.transport import Transport
-    from pushgate.delivery.worker import Worker
-    from pushgate.integrations import default_catalog
-    from pushgate.integrations.base import Endpoints
-    from pushgate.sealing import load_secret_box
-    from pushgate.store import Store
+    from pushgate.runtime import running
 
     settings = settings_factory(retention_days=0)
-    store = await Store.open(settings)
-    services = Services(default_catalog(), store, load_secret_box(settings))
-    worker = Worker(services, Engine(Transport(settings), Endpoints()), settings, ManualClock())
-    assert await worker.prune() == 0
-    await store.close()
+    async with running(settings, with_worker=False, clock=ManualClock()) as rt:
+        assert await rt.new_worker().prune() == 0

@@ -23,12 +23,12 @@ import pytest
 
 from conftest import ADMIN_TOKEN, SECRET_KEY, Database, Receiver, flag_event, free_port
 from pushgate.clock import system_clock
-from pushgate.configurations import Services, create
+from pushgate.configurations import create
+from pushgate.domain import DeliveryState
 from pushgate.ingest import ingest
-from pushgate.integrations import default_catalog
-from pushgate.sealing import load_secret_box
+from pushgate.runtime import running
 from pushgate.settings import Settings
-from pushgate.store import DeliveryState, Store
+from pushgate.store import Store
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -278,7 +278,7 @@ async def test_slow_request_keeps_its_lease_while_another_worker_looks_for_work(
     settings = settings_factory()
     store = await Store.open(settings)
     try:
-        await _enqueue(store, settings, receiver, events=1)
+        await _enqueue(settings, receiver, events=1)
         workers = [
             await launch(f"worker{i}", "worker", lease_seconds="1", poll_interval="0.1")
             for i in range(2)
@@ -319,7 +319,7 @@ async def test_sigterm_finishes_in_flight_deliveries_releases_the_rest_and_exits
             command[0], *command, worker_concurrency="2", claim_batch_size="2", poll_interval="0.1"
         )
         owner = (await process.logged("worker.started"))["owner"]
-        await _enqueue(store, settings, receiver, events=6)
+        await _enqueue(settings, receiver, events=6)
         await receiver.wait_for(2)  # two in flight, two more claimed and waiting
 
         process.process.send_signal(signal.SIGTERM)
@@ -337,10 +337,10 @@ async def test_sigterm_finishes_in_flight_deliveries_releases_the_rest_and_exits
     assert len(receiver.requests) == 2
 
 
-async def _enqueue(store: Store, settings: Settings, receiver: Receiver, *, events: int) -> None:
+async def _enqueue(settings: Settings, receiver: Receiver, *, events: int) -> None:
     """A webhook configuration to `receiver` and `events` events for it, written directly."""
-    services = Services(default_catalog(), store, load_secret_box(settings))
-    body = {"name": "receiver", "on": True, "config": {"url": receiver.url}}
-    await create(services, "webhook", body, now=system_clock())
-    batch = {"items": [flag_event(f"e{i}") for i in range(events)]}
-    await ingest(store, batch, now=system_clock())
+    async with running(settings, with_worker=False) as rt:
+        body = {"name": "receiver", "on": True, "config": {"url": receiver.url}}
+        await create(rt.services, "webhook", body, now=system_clock())
+        batch = {"items": [flag_event(f"e{i}") for i in range(events)]}
+        await ingest(rt.store, batch, now=system_clock())

@@ -10,7 +10,7 @@ from yarl import URL
 
 from conftest import ADMIN_TOKEN, Receiver, Server, flag_event, free_port
 from pushgate.configurations import open_config
-from pushgate.store import Role
+from pushgate.domain import Role
 from pushgate.web.session import SESSION_TTL_MS
 from webpage import Answer, WebClient
 

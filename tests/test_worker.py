@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 
 from conftest import POSTGRES_URL, Database, Receiver, Server, flag_event
-from pushgate.configurations import Services
 from pushgate.delivery.worker import Worker, default_owner
-from pushgate.sealing import load_secret_box
+from pushgate.domain import DeliveryState
+from pushgate.runtime import running
 from pushgate.settings import Settings
-from pushgate.store import DeliveryState, NewEvent, Store
+from pushgate.store import NewEvent, Store
 
 
 @dataclass
@@ -46,11 +46,9 @@ async def start() -> AsyncIterator[Callable[[Worker], Running]]:
         await run.stop()
 
 
-def worker_with(server: Server, settings: Settings, store: Store | None = None) -> Worker:
-    """A worker with its own settings and, optionally, its own store (as in another process)."""
-    rt = server.runtime
-    services = rt.services if store is None else Services(rt.catalog, store, rt.services.box)
-    return Worker(services, rt.engine, settings, server.clock)
+def worker_with(server: Server, settings: Settings) -> Worker:
+    """A worker over the server's runtime with settings of its own."""
+    return server.runtime.new_worker(settings)
 
 
 async def make_webhook(server: Server, url: str) -> None:
@@ -142,17 +140,14 @@ async def test_idle_worker_in_another_process_wakes_on_notify_not_on_its_poll(
     start: Callable[[Worker], Running],
 ) -> None:
     settings = settings_factory(poll_interval=300)
-    other_process = await Store.open(settings)
-    try:
+    async with running(settings, with_worker=False, clock=server.clock) as other_process:
         await make_webhook(server, receiver.url)
-        run = start(worker_with(server, settings, other_process))
+        run = start(other_process.new_worker())
         await asyncio.wait_for(run.worker.idle.wait(), 10)
 
         await post_events(server, "e1")  # only NOTIFY can wake it before 300 s
         await receiver.wait_for(1, within=10)
         await run.stop()
-    finally:
-        await other_process.close()
     assert receiver.requests[0].json()["_id"] == "e1"
 
 
@@ -212,9 +207,8 @@ async def test_configuration_sealed_with_another_key_fails_its_deliveries_not_th
     await post_events(server, "e1")
 
     other_key = settings_factory(secret_key="another-key-" + "x" * 30)
-    rt = server.runtime
-    services = Services(rt.catalog, rt.store, load_secret_box(other_key))
-    await Worker(services, rt.engine, other_key, server.clock).run_until_idle()
+    async with running(other_key, with_worker=False, clock=server.clock) as other_process:
+        await other_process.new_worker().run_until_idle()
 
     assert len(receiver.requests) == 1  # the readable configuration got its event
     _, listing = await server.call("GET", "/api/v2/integrations/webhook")

@@ -14,13 +14,15 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from pushgate.app import create_app, running
+from pushgate.app import create_app
 from pushgate.clock import system_clock
 from pushgate.configurations import open_config
+from pushgate.domain import Role
 from pushgate.errors import RequestError
 from pushgate.logs import configure
+from pushgate.runtime import running
 from pushgate.settings import Settings
-from pushgate.store import Role, Store
+from pushgate.store import Store
 from pushgate.validation import validate as run_validation
 
 app = typer.Typer(

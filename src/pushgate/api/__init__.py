@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from pushgate.api import configurations, events, manifests, system, tokens
 from pushgate.errors import RequestError
 
 log = structlog.get_logger("pushgate.api")
@@ -56,8 +57,6 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register the error mapping and every router on `app`."""
-    from pushgate.api import configurations, events, manifests, system, tokens
-
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from pushgate.app import Runtime
+from pushgate.domain import Role
 from pushgate.errors import Forbidden, InvalidRequest, Unauthorized
-from pushgate.store import Role
+from pushgate.runtime import Runtime
 
 # Bodies larger than this are refused: a batch of 1,000 rich audit entries fits comfortably.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-_RANK = {Role.READER: 0, Role.WRITER: 1, Role.ADMIN: 2}
 
 
 def runtime(request: Request) -> Runtime:
@@ -56,7 +55,7 @@ def require(role: Role) -> Any:
 
     async def check(request: Request, rt: RuntimeDep) -> Role:
         held = await authenticate(request, rt)
-        if _RANK[held] < _RANK[role]:
+        if not held.allows(role):
             raise Forbidden(f"this action needs a {role.value} token; yours is {held.value}")
         return held
 

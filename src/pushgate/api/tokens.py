@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from pushgate.api.deps import Admin, RuntimeDep, json_body
+from pushgate.domain import Role
 from pushgate.errors import InvalidRequest
-from pushgate.store import Role, TokenRow
+from pushgate.store import TokenRow
 
 router = APIRouter(prefix="/api/v2/tokens", dependencies=[Admin])
 

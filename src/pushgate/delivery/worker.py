@@ -29,12 +29,13 @@ import structlog
 from pushgate.clock import Clock
 from pushgate.configurations import Services, open_config
 from pushgate.delivery.engine import Engine
+from pushgate.domain import DeliveryState
 from pushgate.errors import DeliveryError, RetryableDeliveryError
 from pushgate.integrations.base import Integration, IntegrationConfig
 from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
 from pushgate.settings import Settings
-from pushgate.store import Claimed, DeliveryState, Failure, Result
+from pushgate.store import Claimed, Failure, Result
 
 log = structlog.get_logger("pushgate.delivery")
 

@@ -15,20 +15,18 @@ from pushgate.store.configurations import ConfigurationRow, ConfigurationStore, 
 from pushgate.store.database import create_engine, migrate
 from pushgate.store.deliveries import Claimed, DeliveryStore, Failure, Lease, NewEvent, Result
 from pushgate.store.listener import Listener, channel_name
-from pushgate.store.tables import STATUS_SHARDS, DeliveryState, Role
+from pushgate.store.tables import STATUS_SHARDS
 from pushgate.store.tokens import TokenRow, TokenStore
 
 __all__ = [
     "STATUS_SHARDS",
     "Claimed",
     "ConfigurationRow",
-    "DeliveryState",
     "ErrorEntry",
     "Failure",
     "Lease",
     "NewEvent",
     "Result",
-    "Role",
     "Status",
     "Store",
     "TokenRow",

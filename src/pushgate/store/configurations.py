@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.domain import DeliveryState
 from pushgate.errors import Conflict, NotFound
 from pushgate.store.tables import (
-    DeliveryState,
     configuration_status,
     configurations,
     deliveries,

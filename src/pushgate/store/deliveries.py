@@ -23,10 +23,10 @@ from sqlalchemy import Connection, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.domain import DeliveryState
 from pushgate.store.database import Transactions
 from pushgate.store.listener import Listener
 from pushgate.store.tables import (
-    DeliveryState,
     configuration_status,
     configurations,
     deliveries,

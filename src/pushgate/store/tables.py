@@ -6,8 +6,6 @@ the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -35,23 +33,6 @@ metadata = MetaData(
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT identity.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class DeliveryState(enum.StrEnum):
-    """Where a delivery is in its life."""
-
-    PENDING = "pending"  # waiting for its due time, or leased to a worker
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # given up: permanent failure or retries exhausted
-    CANCELLED = "cancelled"  # its configuration was turned off before it was sent
-
-
-class Role(enum.StrEnum):
-    """What a token may do: each role includes the ones before it."""
-
-    READER = "reader"
-    WRITER = "writer"
-    ADMIN = "admin"
 
 
 configurations = Table(

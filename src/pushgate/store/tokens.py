@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.domain import Role
 from pushgate.errors import NotFound
 from pushgate.store.configurations import new_id
-from pushgate.store.tables import Role, tokens
+from pushgate.store.tables import tokens
 
 # Tokens are 256-bit random values: a plain SHA-256 is enough, no slow KDF is needed.
 TOKEN_PREFIX = "pgt-"

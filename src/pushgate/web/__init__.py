@@ -17,13 +17,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from pushgate.web import editing, pages
 from pushgate.web.templating import STATIC_DIR
 
 
 def install(app: FastAPI) -> None:
     """Register the UI's routes and static files on `app`."""
-    from pushgate.web import editing, pages
-
     app.include_router(pages.router)
     app.include_router(editing.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse
 
 from pushgate import configurations
 from pushgate.api.deps import RuntimeDep
-from pushgate.app import Runtime
 from pushgate.configurations import configuration_json, open_config
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations.base import SECRET_MASK, Integration, IntegrationConfig
 from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
+from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.validation import validate
 from pushgate.web.forms import ConfigurationForm, field_errors

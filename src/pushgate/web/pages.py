@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from pushgate.api.deps import RuntimeDep
-from pushgate.app import Runtime
 from pushgate.integrations.base import Integration
+from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.web.routing import WebRoute, local_path, see_other
 from pushgate.web.session import (

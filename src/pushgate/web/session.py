@@ -23,10 +23,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 
 from pushgate.api.deps import RuntimeDep
-from pushgate.app import ADMIN_TOKEN_ID, Runtime
+from pushgate.domain import Role
 from pushgate.errors import Forbidden, Unauthorized
+from pushgate.runtime import ADMIN_TOKEN_ID, Runtime
 from pushgate.sealing import derive_key
-from pushgate.store import Role
 
 SESSION_COOKIE = "pushgate_session"
 LOGIN_COOKIE = "pushgate_login"

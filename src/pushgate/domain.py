@@ -1,0 +1,32 @@
+"""The domain's named states, shared by every layer (the store persists them as their values).
+
+DeliveryState   where a delivery is in its life
+Role            what an access token may do
+HealthState     how a configuration's deliveries are going (`_health.state`)
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a delivery is in its life."""
+
+    PENDING = "pending"  # waiting for its due time, leased to a worker, or held
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # given up: permanent failure or retries exhausted
+    CANCELLED = "cancelled"  # not sent: its configuration was turned off by a user
+
+
+class Role(enum.StrEnum):
+    """What a token may do: each role includes the ones before it."""
+
+    READER = "reader"
+    WRITER = "writer"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what `needed` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
