@@ -30,6 +30,8 @@ async def open_store(settings_factory: Callable[..., Settings]) -> AsyncIterator
     opened: list[Store] = []
 
     async def open_(*, shard: int = 0, **overrides: Any) -> Store:
+        # These tests are about claims, leases and counts; the breaker has tests of its own.
+        overrides.setdefault("breaker_threshold", 10_000)
         store = await Store.open(settings_factory(**overrides), status_shard=shard)
         opened.append(store)
         return store
@@ -72,7 +74,9 @@ def outcome(delivery: Any, state: DeliveryState, *, failed: bool = False) -> Res
 async def test_claims_never_exceed_their_limit(open_store: OpenStore) -> None:
     store = await open_store()
     await seed(store, events=250)
-    claimed = await store.deliveries.claim_due(owner="w", now=NOW, limit=100, lease_ms=LEASE_MS)
+    claimed = (
+        await store.deliveries.claim_due(owner="w", now=NOW, limit=100, lease_ms=LEASE_MS)
+    ).deliveries
     assert len(claimed) == 100
     assert len({c.id for c in claimed}) == 100
 
@@ -86,9 +90,9 @@ async def test_concurrent_claims_never_hand_one_delivery_to_two_workers(
 
     async def claim_all(name: str, store: Store) -> None:
         mine = claims.setdefault(name, [])
-        while batch := await store.deliveries.claim_due(
-            owner=name, now=NOW, limit=25, lease_ms=LEASE_MS
-        ):
+        while batch := (
+            await store.deliveries.claim_due(owner=name, now=NOW, limit=25, lease_ms=LEASE_MS)
+        ).deliveries:
             mine += [c.id for c in batch]
 
     await asyncio.gather(*(claim_all(f"w{i}", s) for i, s in enumerate(stores)))
@@ -111,9 +115,8 @@ async def test_claim_skips_rows_another_transaction_holds_instead_of_waiting(
             locked = await other.fetchval(
                 "SELECT id FROM deliveries ORDER BY id LIMIT 1 FOR UPDATE"
             )
-            claimed = await asyncio.wait_for(
-                store.deliveries.claim_due(owner="w", now=NOW, limit=10, lease_ms=LEASE_MS), 10
-            )
+            claim = store.deliveries.claim_due(owner="w", now=NOW, limit=10, lease_ms=LEASE_MS)
+            claimed = (await asyncio.wait_for(claim, 10)).deliveries
     finally:
         await other.close()
     assert len(claimed) == 2
@@ -125,7 +128,9 @@ async def test_extended_lease_keeps_a_slow_delivery_from_other_workers(
 ) -> None:
     store = await open_store()
     await seed(store, events=1)
-    [held] = await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    [held] = (
+        await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    ).deliveries
 
     later = NOW + 50_000
     renewed = await store.deliveries.extend_leases(
@@ -135,18 +140,19 @@ async def test_extended_lease_keeps_a_slow_delivery_from_other_workers(
     # Past the first lease, within the renewed one: nobody else may take it.
     assert (
         await store.deliveries.claim_due(owner="b", now=NOW + 70_000, limit=1, lease_ms=LEASE_MS)
-        == []
-    )
+    ).deliveries == []
     # Past the renewed lease too: the worker is presumed dead.
-    assert len(await store.deliveries.claim_due(
+    assert len((await store.deliveries.claim_due(
         owner="b", now=later + LEASE_MS, limit=1, lease_ms=LEASE_MS
-    )) == 1  # fmt: skip
+    )).deliveries) == 1  # fmt: skip
 
 
 async def test_a_worker_cannot_renew_a_lease_another_worker_took(open_store: OpenStore) -> None:
     store = await open_store()
     await seed(store, events=1)
-    [held] = await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    [held] = (
+        await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    ).deliveries
     await store.deliveries.claim_due(owner="b", now=NOW + LEASE_MS, limit=1, lease_ms=LEASE_MS)
 
     renewed = await store.deliveries.extend_leases(
@@ -162,7 +168,9 @@ async def test_a_worker_that_lost_its_lease_does_not_reschedule_the_delivery(
 ) -> None:
     store = await open_store()
     await seed(store, events=1)
-    [stale] = await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    [stale] = (
+        await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    ).deliveries
     await store.deliveries.claim_due(owner="b", now=NOW + LEASE_MS, limit=1, lease_ms=LEASE_MS)
 
     retry = Result(
@@ -182,10 +190,12 @@ async def test_a_delivery_is_counted_once_when_two_workers_report_it(
 ) -> None:
     store = await open_store()
     await seed(store, events=1)
-    [first] = await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
-    [second] = await store.deliveries.claim_due(
-        owner="b", now=NOW + LEASE_MS, limit=1, lease_ms=LEASE_MS
-    )
+    [first] = (
+        await store.deliveries.claim_due(owner="a", now=NOW, limit=1, lease_ms=LEASE_MS)
+    ).deliveries
+    [second] = (
+        await store.deliveries.claim_due(owner="b", now=NOW + LEASE_MS, limit=1, lease_ms=LEASE_MS)
+    ).deliveries
     await store.deliveries.record([outcome(second, DeliveryState.SUCCEEDED)], owner="b")
     await store.deliveries.record([outcome(first, DeliveryState.SUCCEEDED)], owner="a")
 
@@ -203,9 +213,9 @@ async def test_concurrent_records_keep_exact_counts(open_store: OpenStore, shard
 
     async def work(name: str, store: Store) -> None:
         rand = random.Random(name)
-        while batch := await store.deliveries.claim_due(
-            owner=name, now=NOW, limit=40, lease_ms=LEASE_MS
-        ):
+        while batch := (
+            await store.deliveries.claim_due(owner=name, now=NOW, limit=40, lease_ms=LEASE_MS)
+        ).deliveries:
             results = [
                 outcome(c, DeliveryState.FAILED, failed=True)
                 if c.event_id.endswith(("3", "7"))
@@ -234,9 +244,9 @@ async def test_error_log_stays_bounded_under_concurrent_failures(
     [configuration_id] = await seed(stores[0], events=300)
 
     async def fail_all(name: str, store: Store) -> None:
-        while batch := await store.deliveries.claim_due(
-            owner=name, now=NOW, limit=10, lease_ms=LEASE_MS
-        ):
+        while batch := (
+            await store.deliveries.claim_due(owner=name, now=NOW, limit=10, lease_ms=LEASE_MS)
+        ).deliveries:
             results = [outcome(c, DeliveryState.FAILED, failed=True) for c in batch]
             await store.deliveries.record(results, owner=name)
 
@@ -253,7 +263,9 @@ async def test_held_by_lists_what_a_worker_claimed_and_has_not_recorded(
 ) -> None:
     store = await open_store()
     await seed(store, events=3)
-    claimed = await store.deliveries.claim_due(owner="a", now=NOW, limit=3, lease_ms=LEASE_MS)
+    claimed = (
+        await store.deliveries.claim_due(owner="a", now=NOW, limit=3, lease_ms=LEASE_MS)
+    ).deliveries
     await store.deliveries.record([outcome(claimed[0], DeliveryState.SUCCEEDED)], owner="a")
     await store.deliveries.release([claimed[1].id], owner="a", now=NOW)
 

@@ -183,9 +183,9 @@ async def test_killed_workers_lease_is_claimed_again_after_expiry(
     await server.call("POST", "/api/v2/events", flag_event("e1"))
     store = server.runtime.store.deliveries
     # A worker claims the delivery and dies before sending: only its lease remains.
-    leased = await store.claim_due(
-        owner="dead-worker", now=server.clock(), limit=10, lease_ms=60_000
-    )
+    leased = (
+        await store.claim_due(owner="dead-worker", now=server.clock(), limit=10, lease_ms=60_000)
+    ).deliveries
     assert len(leased) == 1
     assert await server.deliver() == 0  # still leased
 

@@ -27,6 +27,7 @@ from pushgate.delivery.worker import Worker
 from pushgate.domain import Role
 from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
+from pushgate.logs import Outage
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import STATUS_SHARDS, Store, TokenRow
@@ -45,6 +46,7 @@ class Runtime:
     services: Services
     engine: Engine
     clock: Clock
+    outage: Outage = field(default_factory=Outage)
     worker: Worker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -74,6 +76,7 @@ class Runtime:
             self.clock,
             owner=owner,
             rand=rand,
+            outage=self.outage,
         )
 
     async def token(self, value: str) -> TokenRow | None:

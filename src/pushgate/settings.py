@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pushgate.breaker import BreakerPolicy
+
 DEFAULT_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,13 +110,48 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=64, ge=1, le=4096, description="HTTP attempts in flight per worker process."
     )
+    configuration_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description=(
+            "HTTP attempts in flight for one configuration, per worker process (so with N "
+            "workers, up to N times this). Attempts that have waited over a second for an answer "
+            "stop counting against PUSHGATE_WORKER_CONCURRENCY, never against this limit: a "
+            "receiver that hangs holds at most this many requests and delays nobody else."
+        ),
+    )
+    breaker_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description=(
+            "Failed attempts in a row that pause a configuration (its breaker opens): its "
+            "deliveries are kept, not attempted and not charged against their retries."
+        ),
+    )
+    breaker_backoff: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds a paused configuration waits before one probe (a real pending delivery); "
+            "doubled after each failed probe, up to PUSHGATE_BREAKER_BACKOFF_CAP."
+        ),
+    )
+    breaker_backoff_cap: float = Field(
+        default=300.0, gt=0, description="The longest wait between two probes, in seconds."
+    )
     claim_batch_size: int = Field(
         default=100, ge=1, le=1000, description="Deliveries claimed and completed per transaction."
     )
     lease_seconds: float = Field(
-        default=60.0,
+        default=10.0,
         gt=0,
-        description="How long a claimed delivery belongs to a worker before another may take it.",
+        description=(
+            "How long a claimed delivery belongs to a worker before another may take it; "
+            "renewed every third of it while held. A process that dies (kill -9) leaves its "
+            "deliveries to others after at most this long."
+        ),
     )
     poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between checks for due deliveries when idle."
@@ -202,6 +239,14 @@ class Settings(BaseSettings):
                 "PUSHGATE_SECRET_KEY, the same in every process"
             )
         return self
+
+    def breaker_policy(self) -> BreakerPolicy:
+        """The circuit breaker these settings describe."""
+        return BreakerPolicy(
+            threshold=self.breaker_threshold,
+            base=self.breaker_backoff,
+            cap=max(self.breaker_backoff_cap, self.breaker_backoff),
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,41 +1,52 @@
-"""The worker: claim due deliveries in batches, attempt them concurrently, record in batches.
+"""The worker: claim due deliveries fairly, attempt them concurrently, record in batches.
 
-    claim_due (lease) ─► attempt (N in flight) ─► outcomes buffer ─► record (one transaction)
-           ▲                     │ every lease/3: extend_leases of everything held
+    claim_due (lease, a turn per configuration) ─► Scheduler (a lane per configuration)
+        ─► attempt (engine) ─► Outcomes (buffer) ─► record: states, counters, breakers
+           ▲      every lease/3: extend_leases of everything held
     wake: enqueue in this process, the store's listener (PostgreSQL NOTIFY), or the poll
+
+The parts: `targets.py` (the configuration cache), `scheduler.py` (who goes next, within the
+per-configuration and worker limits), `outcomes.py` (the buffer that owns flushing), and the
+breaker (`breaker.py`), which the store applies while recording. This module is the loop that
+runs them and the attempt itself.
 
 A delivery stays leased, never removed, while in flight; the worker renews its leases while a
 slow request is out, and a worker that dies leaves leases that expire and are claimed again
-(at-least-once). A failing database does not stop the worker: it logs, waits a poll interval
-and goes on, keeping unrecorded outcomes. On stop, the worker claims nothing more, lets
-in-flight attempts finish within the grace period, records them and releases the rest.
+(at-least-once). When recording pauses or turns off a configuration, the deliveries this worker
+had queued for it are released uncharged. A failing database does not stop the worker: it says
+so once, waits a poll interval and goes on, keeping unrecorded outcomes. On stop, the worker
+claims nothing more, lets in-flight attempts finish within the grace period, records them and
+releases the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import random
 import secrets
 import socket
+import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from pushgate.breaker import BreakerAction
 from pushgate.clock import Clock
-from pushgate.configurations import Services, open_config
+from pushgate.configurations import Services
 from pushgate.delivery.engine import Engine
+from pushgate.delivery.outcomes import Outcomes
+from pushgate.delivery.scheduler import Scheduler
+from pushgate.delivery.targets import Targets
 from pushgate.domain import DeliveryState
 from pushgate.errors import DeliveryError, RetryableDeliveryError
-from pushgate.integrations.base import Integration, IntegrationConfig
+from pushgate.logs import Outage
 from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
 from pushgate.settings import Settings
-from pushgate.store import Claimed, Failure, Result
+from pushgate.store import Claimed, Failure, Recorded, Result, describe, is_unavailable
 
 log = structlog.get_logger("pushgate.delivery")
 
@@ -43,6 +54,9 @@ log = structlog.get_logger("pushgate.delivery")
 FLUSH_INTERVAL = 0.05
 # Leases are renewed this many times per lease period: one late or failed renewal is harmless.
 RENEWALS_PER_LEASE = 3
+# An attempt without an answer after this many seconds stops taking a worker slot: it only
+# waits on a socket. It still counts against its configuration's limit.
+SLOW_AFTER = 1.0
 # Finished events past the retention period are deleted this often (seconds), a chunk per
 # transaction so that no transaction holds the database for long.
 PRUNE_INTERVAL = 3600.0
@@ -51,15 +65,14 @@ UNREADABLE_HINT = (
     "this worker cannot open the configuration; every process sharing the database needs the "
     "same PUSHGATE_SECRET_KEY"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    version: int
-    on: bool
-    integration: Integration[Any]
-    config: IntegrationConfig | None
-    unreadable: str = ""  # why `config` is None: its secrets do not open with our key
+# How the breaker's moves are logged.
+_BREAKER_EVENTS = {
+    BreakerAction.OPENED: "configuration.paused",
+    BreakerAction.WAITING: "configuration.paused",
+    BreakerAction.PROBE_FAILED: "configuration.probe_failed",
+    BreakerAction.RESUMED: "configuration.resumed",
+    BreakerAction.TURNED_OFF: "configuration.turned_off",
+}
 
 
 def default_owner() -> str:
@@ -82,37 +95,45 @@ class Worker:
         *,
         owner: str | None = None,
         rand: Callable[[], float] | None = None,
+        outage: Outage | None = None,
     ) -> None:
-        self._services = services
         self._store = services.store
         self._engine = engine
         self._clock = clock
         self._owner = owner or default_owner()
         self._retry = RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self._rand = rand or random.random
-        self._concurrency = settings.worker_concurrency
+        self._outage = outage or Outage()
         self._batch = settings.claim_batch_size
+        self._window = 2 * settings.claim_batch_size
         self._lease_ms = int(settings.lease_seconds * 1000)
         days = settings.retention_days
         self._retention_ms = int(days * 86_400_000) if days > 0 else None
         self._poll = settings.poll_interval
         self._grace = settings.shutdown_grace
-        self._targets: dict[str, _Target] = {}
-        self._ready: collections.deque[Claimed] = collections.deque()
-        self._inflight: dict[asyncio.Task[None], Claimed] = {}
-        self._outcomes: list[Result] = []
+        self._targets = Targets(services)
+        self._schedule = Scheduler(
+            concurrency=settings.worker_concurrency,
+            per_configuration=settings.configuration_concurrency,
+            window=self._window,
+            slow_after=SLOW_AFTER,
+        )
+        self._outcomes = Outcomes(
+            self._record, batch=self._batch, interval=FLUSH_INTERVAL, on_overdue=self._nudge
+        )
+        self._attempts: dict[asyncio.Task[None], Claimed] = {}
+        self._dropped: list[int] = []  # claimed for configurations now paused: to release
         self._wake = asyncio.Event()
         self._wakes = 0  # counts wake-ups, so a claim can tell one came while it ran
         self.idle = asyncio.Event()
         """Set while the worker waits for work: nothing due, nothing held."""
         self._claiming: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._releasing: asyncio.Task[None] | None = None
         self._finished: list[asyncio.Task[None]] = []  # ended since `_turn` last looked
         self._any_finished = asyncio.Event()
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._flush_overdue = False
-        self._flushing: asyncio.Task[None] | None = None
-        self._recording: list[Result] = []  # outcomes the flushing task is recording
-        self._exhausted = False  # the last claim found less than a batch due
+        self._aging: asyncio.TimerHandle | None = None
+        self._exhausted = False  # the last claim found nothing more due
         self._claimed = 0
         # One database operation at a time per worker: SQLite has one writer anyway, waiting
         # here is cheaper than SQLite's busy-retry sleeps, and a lease renewal never races a
@@ -129,6 +150,11 @@ class Worker:
         self._exhausted = False
         self._wakes += 1
         self._wake.set()
+        self._nudge()
+
+    def _nudge(self) -> None:
+        """Make `_turn` look again now (a timer fired, work arrived)."""
+        self._any_finished.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then shut down gracefully.
@@ -137,7 +163,12 @@ class Worker:
         its leases every `lease_seconds / 3` while it holds deliveries, and prunes finished
         events past `retention_days` every hour.
         """
-        log.info("worker.started", owner=self._owner, concurrency=self._concurrency)
+        log.info(
+            "worker.started",
+            owner=self._owner,
+            concurrency=self._schedule.concurrency,
+            configuration_concurrency=self._schedule.per_configuration,
+        )
         try:
             async with self._store.deliveries.listen(self.wake):
                 stop_background = asyncio.Event()
@@ -166,18 +197,24 @@ class Worker:
     async def _interrupt_when(self, stop: asyncio.Event) -> None:
         """A stop must end `_turn`'s wait even while attempts hang (until the grace period)."""
         await stop.wait()
-        self._any_finished.set()
+        self._nudge()
 
     async def _turns(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 if not await self._turn():
                     await self._idle(stop)
-            except Exception:
+            except Exception as error:
                 # The database went away, or this transaction lost a deadlock: nothing is lost
                 # (unrecorded outcomes are kept, leases expire), so wait and go on.
-                log.exception("worker.error", owner=self._owner)
+                self._failed("worker.error", error)
                 await self._pause(stop, self._poll)
+
+    def _failed(self, event: str, error: Exception) -> None:
+        if is_unavailable(error):
+            self._outage.failed(describe(error), owner=self._owner)
+        else:
+            log.error(event, owner=self._owner, exc_info=error)
 
     async def renew_leases(self) -> None:
         """Extend the lease of every delivery this worker holds to `now + lease_seconds`."""
@@ -195,19 +232,15 @@ class Worker:
 
     def _held(self) -> list[int]:
         """Deliveries claimed and not yet recorded or released."""
-        return [
-            *(delivery.id for delivery in self._ready),
-            *(delivery.id for delivery in self._inflight.values()),
-            *(result.delivery_id for result in (*self._outcomes, *self._recording)),
-        ]
+        return [*self._schedule.held(), *self._outcomes.held(), *self._dropped]
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         interval = self._lease_ms / 1000 / RENEWALS_PER_LEASE
         while not await self._pause(stop, interval):
             try:
                 await self.renew_leases()
-            except Exception:
-                log.exception("worker.renew_failed", owner=self._owner)
+            except Exception as error:
+                self._failed("worker.renew_failed", error)
 
     async def prune(self) -> int:
         """Delete finished events older than the retention period; returns how many went."""
@@ -215,9 +248,10 @@ class Worker:
             return 0
         total = 0
         while True:
+            now = self._clock()
             async with self._db:
                 removed = await self._store.deliveries.prune(
-                    received_before=self._clock() - self._retention_ms, limit=PRUNE_CHUNK
+                    received_before=now - self._retention_ms, limit=PRUNE_CHUNK, now=now
                 )
             total += removed
             if removed < PRUNE_CHUNK:
@@ -230,8 +264,8 @@ class Worker:
         while True:
             try:
                 await self.prune()
-            except Exception:
-                log.exception("retention.failed", owner=self._owner)
+            except Exception as error:
+                self._failed("retention.failed", error)
             if await self._pause(stop, PRUNE_INTERVAL):
                 return
 
@@ -256,21 +290,22 @@ class Worker:
     async def _turn(self) -> bool:
         """Start what can start, then wait for something to finish.
 
-        Claims and records run as tasks beside the HTTP attempts, so the database round trips
-        do not stall sending. Returns False when nothing is due, in flight or unrecorded.
+        Claims, records and releases run as tasks beside the HTTP attempts, so the database
+        round trips do not stall sending. Returns False when nothing is due, in flight or
+        unrecorded.
         """
-        held = len(self._ready) + len(self._inflight)
-        # Claim whole batches, and only when a whole batch fits: each claim is a transaction.
-        if self._claiming is None and not self._exhausted and held <= self._concurrency:
+        schedule, now = self._schedule, time.monotonic()
+        schedule.age(now)
+        if self._claiming is None and not self._exhausted and schedule.wants_more():
             self._claiming = self._spawn(self._claim())
-        while self._ready and len(self._inflight) < self._concurrency:
-            delivery = self._ready.popleft()
-            self._inflight[self._spawn(self._attempt(delivery))] = delivery
-        if self._outcomes and (
-            len(self._outcomes) >= self._batch or not self._inflight or self._flush_overdue
-        ):
-            self._start_flush()
-        if not (self._inflight or self._claiming or self._flushing):
+        while (delivery := schedule.next(now)) is not None:
+            self._attempts[self._spawn(self._attempt(delivery))] = delivery
+        self._arm_aging(now)
+        if self._flushing is None and self._outcomes.due(idle=not self._attempts):
+            self._flushing = self._spawn(self._flush())
+        if self._releasing is None and self._dropped:
+            self._releasing = self._spawn(self._release_dropped())
+        if not (self._attempts or self._claiming or self._flushing or self._releasing):
             return False
         if not self._finished:
             self._any_finished.clear()
@@ -281,15 +316,24 @@ class Worker:
                 self._claiming = None
             elif task is self._flushing:
                 self._flushing = None
+            elif task is self._releasing:
+                self._releasing = None
             else:
-                del self._inflight[task]
+                schedule.finished(self._attempts.pop(task))
             task.result()
-        if self._outcomes and self._flush_timer is None:
-            # Attempts may finish slowly: record what finished within FLUSH_INTERVAL anyway.
-            self._flush_timer = asyncio.get_running_loop().call_later(
-                FLUSH_INTERVAL, self._flush_is_overdue
-            )
         return True
+
+    def _arm_aging(self, now: float) -> None:
+        """When work waits for a worker slot, look again when the oldest attempt turns slow."""
+        if self._aging is not None:
+            return
+        when = self._schedule.next_aging()
+        if when is not None:
+            self._aging = asyncio.get_running_loop().call_later(max(when - now, 0.0), self._aged)
+
+    def _aged(self) -> None:
+        self._aging = None
+        self._nudge()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Start `work`; when it ends, `_turn` hears of it. (`asyncio.wait` over every task in
@@ -305,39 +349,50 @@ class Worker:
     async def _claim(self) -> None:
         wakes = self._wakes
         async with self._db:
-            claimed = await self._store.deliveries.claim_due(
-                owner=self._owner, now=self._clock(), limit=self._batch, lease_ms=self._lease_ms
+            claim = await self._store.deliveries.claim_due(
+                owner=self._owner,
+                now=self._clock(),
+                limit=self._batch,
+                lease_ms=self._lease_ms,
+                room=self._window,
+                rooms=self._schedule.rooms(),
             )
-            await self._load_targets(claimed)
-        # A short batch means nothing more is due now; look again when woken or polled. A
-        # wake-up during the claim may be for rows committed after the claim looked: look again.
-        self._exhausted = len(claimed) < self._batch and self._wakes == wakes
-        self._claimed += len(claimed)
-        self._ready.extend(claimed)
+            await self._targets.refresh(claim.deliveries)
+        self._outage.succeeded()
+        # Nothing more due now: look again when woken or polled. A wake-up during the claim
+        # may be for rows committed after the claim looked: look again.
+        self._exhausted = not claim.more and self._wakes == wakes
+        self._claimed += len(claim.deliveries)
+        self._schedule.add(claim.deliveries)
+        if claim.paused:  # another worker paused them: what we queued for them waits
+            self._dropped += [d.id for d in self._schedule.drop(claim.paused)]
 
-    def _flush_is_overdue(self) -> None:
-        self._flush_overdue = True
-        self._any_finished.set()
+    async def _record(self, results: list[Result]) -> Recorded:
+        async with self._db:
+            return await self._store.deliveries.record(results, owner=self._owner)
 
-    def _start_flush(self) -> None:
-        if self._flushing is None:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-            self._flush_timer, self._flush_overdue = None, False
-            outcomes, self._outcomes = self._outcomes, []
-            self._recording = outcomes
-            self._flushing = self._spawn(self._record(outcomes))
+    async def _flush(self) -> None:
+        recorded = await self._outcomes.flush()
+        for change in recorded.changes:
+            event = _BREAKER_EVENTS.get(change.action)
+            if event is not None:
+                log.warning(
+                    event,
+                    configuration_id=change.configuration_id,
+                    reason=change.breaker.reason,
+                    resumes_at=change.breaker.paused_until,
+                )
+        if stopped := recorded.stopped:
+            self._dropped += [d.id for d in self._schedule.drop(stopped)]
 
-    async def _record(self, outcomes: list[Result]) -> None:
-        self._recording = outcomes
+    async def _release_dropped(self) -> None:
+        ids, self._dropped = self._dropped, []
         try:
             async with self._db:
-                await self._store.deliveries.record(outcomes, owner=self._owner)
+                await self._store.deliveries.release(ids, owner=self._owner, now=self._clock())
         except BaseException:
-            self._outcomes = outcomes + self._outcomes  # recorded next time, not lost
+            self._dropped = ids + self._dropped  # leased still; released next time
             raise
-        finally:
-            self._recording = []
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -353,60 +408,37 @@ class Worker:
 
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-        for task in (self._claiming, self._flushing):
+        self._outcomes.close()
+        if self._aging is not None:
+            self._aging.cancel()
+        for task in (self._claiming, self._flushing, self._releasing):
             if task is not None:
                 try:
                     await task
-                except Exception:  # its outcomes are back in the buffer, or its leases expire
-                    log.exception("worker.error", owner=self._owner)
-        self._claiming = self._flushing = None
+                except Exception as error:  # outcomes are back in the buffer, leases expire
+                    self._failed("worker.error", error)
+        self._claiming = self._flushing = self._releasing = None
         log.info(
             "worker.stopping",
             owner=self._owner,
-            in_flight=len(self._inflight),
-            releasing=len(self._ready),
+            in_flight=len(self._attempts),
+            releasing=self._schedule.ready,
             grace_s=self._grace,
         )
-        unfinished = [delivery.id for delivery in self._ready]
-        self._ready.clear()
-        if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=self._grace)
+        unfinished = [*self._dropped, *(d.id for d in self._schedule.drop_all())]
+        self._dropped = []
+        if self._attempts:
+            _, pending = await asyncio.wait(self._attempts, timeout=self._grace)
             for task in pending:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pending, return_exceptions=True)
-            unfinished += [self._inflight[task].id for task in pending]
-            self._inflight.clear()
-        outcomes, self._outcomes = self._outcomes, []
-        await self._record(outcomes)
+            unfinished += [self._attempts[task].id for task in pending]
+            self._attempts.clear()
+        if len(self._outcomes):
+            await self._outcomes.flush()
         async with self._db:
             await self._store.deliveries.release(unfinished, owner=self._owner, now=self._clock())
-
-    async def _load_targets(self, claimed: list[Claimed]) -> None:
-        """Open the configurations whose version this worker has not seen yet."""
-        stale = set()
-        for delivery in claimed:
-            known = self._targets.get(delivery.configuration_id)
-            if delivery.configuration_version is None:
-                self._targets.pop(delivery.configuration_id, None)
-            elif known is None or known.version != delivery.configuration_version:
-                stale.add(delivery.configuration_id)
-        if not stale:
-            return
-        rows = await self._services.store.configurations.load(stale)
-        for row in rows.values():
-            integration = self._services.catalog.get(row.integration_key)
-            try:
-                config = open_config(self._services, row)
-            except ValueError as error:
-                # Typically a process with another PUSHGATE_SECRET_KEY: show it in the error log
-                # of the configuration, rather than failing the whole batch again and again.
-                log.error("configuration.unreadable", configuration_id=row.id, error=str(error))
-                self._targets[row.id] = _Target(row.version, row.on, integration, None, str(error))
-                continue
-            self._targets[row.id] = _Target(row.version, row.on, integration, config)
 
     async def _attempt(self, delivery: Claimed) -> None:
         target = self._targets.get(delivery.configuration_id)
@@ -417,7 +449,7 @@ class Worker:
             attempt=delivery.attempt,
         )
         if target is None or not target.on:
-            self._outcomes.append(self._result(delivery, DeliveryState.CANCELLED))
+            self._outcomes.add(self._result(delivery, DeliveryState.CANCELLED))
             bound.info("delivery.cancelled", reason="configuration turned off or deleted")
             return
         if target.config is None:
@@ -431,12 +463,12 @@ class Worker:
         integration = target.integration.key
         if failure is None:
             ATTEMPTS.labels(integration, "success").inc()
-            self._outcomes.append(self._result(delivery, DeliveryState.SUCCEEDED))
-            bound.debug("delivery.succeeded", integration=integration)
+            self._outcomes.add(self._result(delivery, DeliveryState.SUCCEEDED))
+            bound.debug("delivery.succeeded", integration=integration, probe=delivery.probe)
             return
-        self._record_failure(delivery, failure, integration, bound.bind(integration=integration))
+        self._failed_attempt(delivery, failure, integration, bound.bind(integration=integration))
 
-    def _record_failure(
+    def _failed_attempt(
         self, delivery: Claimed, failure: DeliveryError, integration: str, bound: Any
     ) -> None:
         decision = self._retry.decide(failure, delivery.attempt, self._rand)
@@ -452,8 +484,10 @@ class Worker:
             if failure.description == f"HTTP {failure.status_code}"
             else failure.description,
             hint=failure.hint,
+            retryable=isinstance(failure, RetryableDeliveryError),
+            retry_after=failure.retry_after,
         )
-        self._outcomes.append(
+        self._outcomes.add(
             Result(
                 delivery.id,
                 delivery.configuration_id,
@@ -463,6 +497,7 @@ class Worker:
                 DeliveryState.PENDING if retrying else DeliveryState.FAILED,
                 next_at=now + int(decision.delay * 1000) if retrying else None,
                 failure=record,
+                probe=delivery.probe,
             )
         )
         bound.warning(
@@ -471,6 +506,7 @@ class Worker:
             error=failure.description,
             reason=decision.reason,
             retry_in_s=round(decision.delay, 3) if retrying else None,
+            probe=delivery.probe,
         )
 
     def _result(self, delivery: Claimed, state: DeliveryState) -> Result:
@@ -481,4 +517,5 @@ class Worker:
             delivery.attempt,
             self._clock(),
             state,
+            probe=delivery.probe,
         )

@@ -11,25 +11,40 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.settings import Settings
-from pushgate.store.configurations import ConfigurationRow, ConfigurationStore, ErrorEntry, Status
-from pushgate.store.database import create_engine, migrate
-from pushgate.store.deliveries import Claimed, DeliveryStore, Failure, Lease, NewEvent, Result
+from pushgate.store.configurations import ConfigurationRow, ConfigurationStore
+from pushgate.store.database import create_engine, describe, is_unavailable, migrate
+from pushgate.store.deliveries import (
+    Claim,
+    Claimed,
+    DeliveryStore,
+    Failure,
+    Lease,
+    NewEvent,
+    Recorded,
+    Result,
+)
 from pushgate.store.listener import Listener, channel_name
+from pushgate.store.status import ErrorEntry, Health, Status
 from pushgate.store.tables import STATUS_SHARDS
 from pushgate.store.tokens import TokenRow, TokenStore
 
 __all__ = [
     "STATUS_SHARDS",
+    "Claim",
     "Claimed",
     "ConfigurationRow",
     "ErrorEntry",
     "Failure",
+    "Health",
     "Lease",
     "NewEvent",
+    "Recorded",
     "Result",
     "Status",
     "Store",
     "TokenRow",
+    "describe",
+    "is_unavailable",
 ]
 
 
@@ -53,6 +68,7 @@ class Store:
         self.deliveries = DeliveryStore(
             engine,
             error_log_size=settings.error_log_size,
+            breaker=settings.breaker_policy(),
             status_shard=status_shard,
             listener=listener,
         )

@@ -1,49 +1,32 @@
-"""Configurations, their status counters and their error log."""
+"""Configurations: create, read (with status and health), change, delete."""
 
 from __future__ import annotations
 
 import secrets as random_ids
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.breaker import Breaker
 from pushgate.domain import DeliveryState
 from pushgate.errors import Conflict, NotFound
-from pushgate.store.tables import (
-    configuration_status,
-    configurations,
-    deliveries,
-    error_log,
+from pushgate.store.status import (
+    ErrorEntry,
+    Health,
+    Status,
+    load_breakers,
+    read_errors,
+    read_health,
+    read_statuses,
+    save_breaker,
 )
+from pushgate.store.tables import configurations, deliveries
 
-
-@dataclass(frozen=True, slots=True)
-class ErrorEntry:
-    """One failed attempt, as the error log shows it."""
-
-    id: int
-    event_id: str
-    attempt: int
-    timestamp: int
-    status_code: int | None
-    response_body: str | None
-    error: str | None
-    hint: str | None
-    will_retry: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """Counters and timestamps of one configuration (sums over shards)."""
-
-    success_count: int = 0
-    error_count: int = 0
-    last_success: int | None = None
-    last_error: int | None = None
-    errors: tuple[ErrorEntry, ...] = ()
+# The reason a configuration's health gives when a user turned it off.
+TURNED_OFF = "turned off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +45,7 @@ class ConfigurationRow:
     created_at: int
     updated_at: int
     status: Status = field(default_factory=Status)
+    health: Health = field(default_factory=Health)
 
 
 def new_id() -> str:
@@ -69,7 +53,9 @@ def new_id() -> str:
     return random_ids.token_hex(12)
 
 
-def _row(row: Row[Any], status: Status | None = None) -> ConfigurationRow:
+def _row(
+    row: Row[Any], status: Status | None = None, health: Health | None = None
+) -> ConfigurationRow:
     return ConfigurationRow(
         id=row.id,
         integration_key=row.integration_key,
@@ -83,21 +69,32 @@ def _row(row: Row[Any], status: Status | None = None) -> ConfigurationRow:
         created_at=row.created_at,
         updated_at=row.updated_at,
         status=status or Status(),
+        health=health or Health(),
     )
 
 
-def _error(row: Row[Any]) -> ErrorEntry:
-    return ErrorEntry(
-        id=row.id,
-        event_id=row.event_id,
-        attempt=row.attempt,
-        timestamp=row.timestamp,
-        status_code=row.status_code,
-        response_body=row.response_body,
-        error=row.error,
-        hint=row.hint,
-        will_retry=row.will_retry,
-    )
+def _after_update(conn: Connection, current: ConfigurationRow, on: bool, now: int) -> None:
+    """What a change means for the configuration's deliveries and breaker."""
+    breaker = load_breakers(conn, [current.id], lock=True).get(current.id, Breaker())
+    if on and not current.on:
+        # Turned on again: healthy; what was held (after a 410) goes out now.
+        save_breaker(conn, current.id, Breaker(since=now))
+    elif current.on and not on:
+        # Turned off by a user: what still waits is not sent (LaunchDarkly sends nothing to a
+        # configuration that is off). Deliveries a live worker holds are its to finish.
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.configuration_id == current.id,
+                deliveries.c.state == DeliveryState.PENDING.value,
+                or_(deliveries.c.lease_owner.is_(None), deliveries.c.available_at <= now),
+            )
+            .values(state=DeliveryState.CANCELLED.value, lease_owner=None, completed_at=now)
+        )
+        save_breaker(conn, current.id, Breaker(reason=TURNED_OFF, since=now))
+    elif breaker.paused_until is not None and breaker.paused_until > now:
+        # Changed while paused (a new key, a new URL): probe now rather than wait.
+        save_breaker(conn, current.id, replace(breaker, paused_until=now))
 
 
 class ConfigurationStore:
@@ -150,8 +147,9 @@ class ConfigurationStore:
             ).first()
             if row is None:
                 raise NotFound(f"no {integration_key} configuration with id {configuration_id}")
-            status = await self._statuses(conn, [configuration_id])
-        return _row(row, status.get(configuration_id))
+            status = await read_statuses(conn, [row.id], recent_errors=self._recent_errors)
+            health = await read_health(conn, [row.id])
+        return _row(row, status.get(row.id), health.get(row.id))
 
     async def all(self, integration_key: str | None = None) -> list[ConfigurationRow]:
         """Configurations (of one integration, or all), oldest first, with status."""
@@ -160,8 +158,10 @@ class ConfigurationStore:
             query = query.where(configurations.c.integration_key == integration_key)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-            statuses = await self._statuses(conn, [row.id for row in rows])
-        return [_row(row, statuses.get(row.id)) for row in rows]
+            ids = [row.id for row in rows]
+            statuses = await read_statuses(conn, ids, recent_errors=self._recent_errors)
+            health = await read_health(conn, ids)
+        return [_row(row, statuses.get(row.id), health.get(row.id)) for row in rows]
 
     async def list_enabled(self) -> list[ConfigurationRow]:
         """Configurations that are on (for matching events); status left empty."""
@@ -193,6 +193,7 @@ class ConfigurationStore:
             )
             if result.rowcount != 1:
                 raise Conflict("the configuration was changed by another request; retry")
+            await conn.run_sync(_after_update, current, bool(changes.get("on", current.on)), now)
         return await self.get(current.integration_key, current.id)
 
     async def delete(self, integration_key: str, configuration_id: str) -> None:
@@ -223,60 +224,5 @@ class ConfigurationStore:
         self, configuration_id: str, *, limit: int, before: int | None = None
     ) -> list[ErrorEntry]:
         """The error log, newest first; `before` is the last id of the previous page."""
-        query = (
-            select(error_log)
-            .where(error_log.c.configuration_id == configuration_id)
-            .order_by(error_log.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            query = query.where(error_log.c.id < before)
         async with self._engine.connect() as conn:
-            return [_error(row) for row in (await conn.execute(query)).all()]
-
-    async def _statuses(self, conn: Any, ids: list[str]) -> dict[str, Status]:
-        if not ids:
-            return {}
-        totals = (
-            await conn.execute(
-                select(
-                    configuration_status.c.configuration_id,
-                    func.sum(configuration_status.c.success_count).label("success_count"),
-                    func.sum(configuration_status.c.error_count).label("error_count"),
-                    func.max(configuration_status.c.last_success).label("last_success"),
-                    func.max(configuration_status.c.last_error).label("last_error"),
-                )
-                .where(configuration_status.c.configuration_id.in_(ids))
-                .group_by(configuration_status.c.configuration_id)
-            )
-        ).all()
-        ranked = (
-            select(
-                error_log,
-                func.row_number()
-                .over(partition_by=error_log.c.configuration_id, order_by=error_log.c.id.desc())
-                .label("rank"),
-            )
-            .where(error_log.c.configuration_id.in_(ids))
-            .subquery()
-        )
-        recent = (
-            await conn.execute(
-                select(ranked)
-                .where(ranked.c.rank <= self._recent_errors)
-                .order_by(ranked.c.configuration_id, ranked.c.id.desc())
-            )
-        ).all()
-        errors: dict[str, list[ErrorEntry]] = {}
-        for row in recent:
-            errors.setdefault(row.configuration_id, []).append(_error(row))
-        return {
-            row.configuration_id: Status(
-                success_count=int(row.success_count),
-                error_count=int(row.error_count),
-                last_success=row.last_success,
-                last_error=row.last_error,
-                errors=tuple(errors.get(row.configuration_id, ())),
-            )
-            for row in totals
-        }
+            return await read_errors(conn, configuration_id, limit=limit, before=before)

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
@@ -57,6 +60,51 @@ def create_engine(
     else:
         options["poolclass"] = NullPool
     return create_async_engine(settings.database_url, **options)
+
+
+# Errors that mean "the database cannot be reached or used right now", not a bug or bad data.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,  # refused, reset, locked, disk I/O, server shutting down
+    sqlalchemy.exc.InterfaceError,  # the connection is closed
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    OSError,  # refused, unreachable, name resolution
+    TimeoutError,
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) says the database is unreachable right now."""
+    seen: BaseException | None = error
+    for _ in range(10):  # a chain of causes, not a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, in one line, without the statement or its parameters (they may hold
+    payloads and token hashes)."""
+    inner: BaseException = error
+    if isinstance(error, sqlalchemy.exc.StatementError) and error.orig is not None:
+        inner = error.orig
+    text = str(inner).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(inner).__name__}: {first[:300]}" if first else type(inner).__name__
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """An INSERT with the dialect's `on_conflict_do_*` (PostgreSQL's or SQLite's)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _tune_sqlite(engine: Engine) -> None:

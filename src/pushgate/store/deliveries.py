@@ -3,36 +3,40 @@
 Every verb works on a batch in one transaction: claiming and completing deliveries one row per
 transaction is about twenty times slower than a hundred at a time.
 
-Concurrency (PostgreSQL, many workers): claims skip rows another transaction holds (`FOR UPDATE
-SKIP LOCKED`), so workers never wait for each other there. `record` takes its locks in one
-order — delivery rows it holds, then the configurations whose error log it writes (by id), then
-its own status shard rows (by configuration id) — so two workers cannot deadlock, and locks the
-configuration row only to keep the error log trimmed exactly: successes never wait.
+Claims are fair: each configuration that is on and not paused gets its turn (its oldest due
+deliveries, up to the room the worker has for it), so one configuration's backlog never stands
+in front of another's new event. A paused configuration whose probe is due gives one delivery,
+the probe, to exactly one claim. Recording applies the breaker (breaker.py) per configuration,
+in the same transaction as the delivery states and counters.
+
+Concurrency (PostgreSQL, many workers): claims skip delivery rows another transaction holds
+(`FOR UPDATE SKIP LOCKED`), so workers never wait for each other there; a probe is taken by
+one conditional update of the breaker row. `record` takes its locks in one order (status.py):
+delivery rows it holds, then the configurations whose error log or breaker it writes (by id),
+then their breaker rows, then its own status shard rows, so two workers cannot deadlock.
+Successes of a healthy configuration take no configuration lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
 from pushgate.domain import DeliveryState
-from pushgate.store.database import Transactions
+from pushgate.store.database import Transactions, dialect_insert
 from pushgate.store.listener import Listener
-from pushgate.store.tables import (
-    configuration_status,
-    configurations,
-    deliveries,
-    error_log,
-    events,
-)
+from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
+from pushgate.store.tables import configuration_health, configurations, deliveries, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,10 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A delivery leased to a worker, with what it needs to build the request."""
+    """A delivery leased to a worker, with what it needs to build the request.
+
+    `probe` marks the one delivery a paused configuration lets through to test its receiver.
+    """
 
     id: int
     event_id: str
@@ -56,6 +63,20 @@ class Claimed:
     attempt: int
     payload: dict[str, Any]
     configuration_version: int | None  # None: the configuration was deleted
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim leased, and what it saw.
+
+    `paused` maps each paused configuration it passed over to when its probe is due. `more`
+    says some configuration had more due than the claim took: claim again soon.
+    """
+
+    deliveries: list[Claimed] = field(default_factory=list)
+    paused: dict[str, int] = field(default_factory=dict)
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +91,15 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """What the error log records of a failed attempt."""
+    """What a failed attempt tells: what the error log records, and what the breaker needs
+    (`retryable`, the receiver's `retry_after` in seconds)."""
 
     status_code: int | None
     response_body: str | None
     error: str | None
     hint: str | None
+    retryable: bool = True
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +107,9 @@ class Result:
     """The outcome of one attempt, to be recorded.
 
     `state` PENDING means "retry at `next_at`"; SUCCEEDED and FAILED are final; CANCELLED
-    means the attempt was not made (the configuration was turned off or deleted).
+    means the attempt was not made (the configuration was turned off or deleted). The breaker
+    may turn any failure into "held": kept pending, not charged, until the configuration
+    resumes.
     """
 
     delivery_id: int
@@ -94,10 +120,47 @@ class Result:
     state: DeliveryState
     next_at: int | None = None
     failure: Failure | None = None
+    probe: bool = False
+
+    def outcome(self) -> Outcome:
+        """This attempt as the breaker sees it."""
+        failure = self.failure
+        if failure is None:
+            return Outcome(at=self.at, ok=True, probe=self.probe)
+        return Outcome(
+            at=self.at,
+            ok=False,
+            retryable=failure.retryable,
+            status_code=failure.status_code,
+            retry_after=failure.retry_after,
+            probe=self.probe,
+            description=failure.error or f"HTTP {failure.status_code}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerChange:
+    """A configuration whose breaker an outcome moved, as a record saw it."""
+
+    configuration_id: str
+    action: BreakerAction
+    breaker: Breaker
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording changed beyond the deliveries themselves."""
+
+    changes: list[BreakerChange] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> set[str]:
+        """Configurations that are now paused or off: deliveries held for them wait."""
+        return {c.configuration_id for c in self.changes if c.breaker.paused or c.breaker.off}
 
 
 class DeliveryStore:
-    """The delivery queue and the status counters it feeds.
+    """The delivery queue and the status and breakers it feeds.
 
     `status_shard` is the `configuration_status` row this store adds its counts to; give every
     process that records its own (reads sum the shards). `listener`, on PostgreSQL, carries the
@@ -109,22 +172,23 @@ class DeliveryStore:
         engine: AsyncEngine,
         *,
         error_log_size: int,
+        breaker: BreakerPolicy,
         status_shard: int = 0,
         listener: Listener | None = None,
     ) -> None:
         self._engine = engine
         self._tx = Transactions(engine)
-        self._error_log_size = error_log_size
-        self._shard = status_shard
+        self._breaker = breaker
         self._listener = listener
         self._dialect = engine.dialect.name
+        self._rotation = itertools.count()  # where the next claim starts its round
+        self._status = StatusWriter(
+            dialect=self._dialect, shard=status_shard, error_log_size=error_log_size
+        )
 
     def dispose(self) -> None:
         """Close the connections of the hot path's own engine (SQLite)."""
         self._tx.dispose()
-
-    def _insert(self, table: Any) -> Any:
-        return (postgresql if self._dialect == "postgresql" else sqlite).insert(table)
 
     async def enqueue(self, batch: Sequence[NewEvent], *, now: int) -> list[str]:
         """Store events not seen before, each with its deliveries; return the new event ids.
@@ -139,7 +203,10 @@ class DeliveryStore:
         ]
         async with self._engine.begin() as conn:
             inserted = await conn.execute(
-                self._insert(events).on_conflict_do_nothing().returning(events.c.id), rows
+                dialect_insert(self._dialect, events)
+                .on_conflict_do_nothing()
+                .returning(events.c.id),
+                rows,
             )
             new_ids = {row.id for row in inserted}
             targets = [
@@ -157,10 +224,13 @@ class DeliveryStore:
             ]
             if targets:
                 await conn.execute(deliveries.insert(), targets)
-                if self._listener is not None:
-                    # Sent at commit, never for a rolled-back transaction.
-                    await conn.execute(select(func.pg_notify(self._listener.channel, "")))
+                await self._notify(conn)
         return [e.id for e in batch if e.id in new_ids]
+
+    async def _notify(self, conn: Any) -> None:
+        if self._listener is not None:
+            # Sent at commit, never for a rolled-back transaction.
+            await conn.execute(select(func.pg_notify(self._listener.channel, "")))
 
     @contextlib.asynccontextmanager
     async def listen(self, wake: Callable[[], None]) -> AsyncIterator[None]:
@@ -175,55 +245,150 @@ class DeliveryStore:
         async with self._listener.listening(wake):
             yield
 
-    async def claim_due(self, *, owner: str, now: int, limit: int, lease_ms: int) -> list[Claimed]:
-        """Lease up to `limit` due deliveries (waiting ones, and ones whose lease expired).
+    async def claim_due(
+        self,
+        *,
+        owner: str,
+        now: int,
+        limit: int,
+        lease_ms: int,
+        room: int | None = None,
+        rooms: Mapping[str, int] | None = None,
+    ) -> Claim:
+        """Lease up to `limit` due deliveries (waiting ones, and ones whose lease expired),
+        shared fairly among the configurations that are on and not paused.
 
-        On PostgreSQL rows that another claim holds are skipped, not waited for. The selection
-        is a MATERIALIZED CTE so that it runs exactly once: as an `IN (subquery)` the planner
-        may rescan it, and a rescan of `LIMIT … SKIP LOCKED` can pick other rows.
+        Each configuration gets at most its room: `rooms[id]`, else `room` (default `limit`).
+        A first pass gives each an equal share of `limit`; a second pass tops up those that
+        had more, in turn. A paused configuration whose probe is due gives one delivery, the
+        probe, and its pause is extended by a lease so that no other claim probes it too.
         """
-        due = (
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.state == DeliveryState.PENDING.value,
-                deliveries.c.available_at <= now,
-            )
-            .order_by(deliveries.c.available_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        claim = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(select(due.c.id)))
-            .values(
-                lease_owner=owner,
-                available_at=now + lease_ms,
-                attempts=deliveries.c.attempts + 1,
-            )
-            .returning(
-                deliveries.c.id,
-                deliveries.c.event_id,
-                deliveries.c.configuration_id,
-                deliveries.c.attempts,
+        return await self._tx.run(
+            functools.partial(
+                self._claim,
+                owner=owner,
+                now=now,
+                limit=limit,
+                lease_ms=lease_ms,
+                room=limit if room is None else room,
+                rooms=rooms or {},
             )
         )
-        return await self._tx.run(functools.partial(_claim, claim))
 
-    async def record(self, results: Sequence[Result], *, owner: str) -> None:
-        """Record outcomes: delivery states, status counters and error-log entries, at once.
+    def _claim(
+        self,
+        conn: Connection,
+        *,
+        owner: str,
+        now: int,
+        limit: int,
+        lease_ms: int,
+        room: int,
+        rooms: Mapping[str, int],
+    ) -> Claim:
+        candidates = conn.execute(
+            select(
+                configurations.c.id, configurations.c.version, configuration_health.c.paused_until
+            )
+            .select_from(configurations.outerjoin(configuration_health))
+            .where(configurations.c.on.is_(True))
+            .order_by(configurations.c.id)
+        ).all()
+        paused: dict[str, int] = {}
+        open_: list[tuple[str, int]] = []  # (configuration id, its room) for closed breakers
+        probes: list[str] = []
+        for cid, _, paused_until in candidates:
+            space = min(rooms.get(cid, room), limit)
+            if space <= 0:
+                continue
+            if paused_until is None:
+                open_.append((cid, space))
+            elif paused_until > now:
+                paused[cid] = paused_until
+            else:
+                probes.append(cid)
+        chosen: list[int] = []
+        probe_ids: set[int] = set()
+        for cid in probes:
+            if len(chosen) >= limit:
+                break
+            found = conn.execute(_due(cid, now, 1)).scalars().all()
+            if found and _take_probe(conn, cid, now=now, lease_ms=lease_ms):
+                chosen.extend(found)
+                probe_ids.update(found)
+        # Equal shares first, starting one configuration further on each claim, so that no
+        # configuration is always served last when the limit binds; then top up in turn.
+        turn = next(self._rotation) % len(open_) if open_ else 0
+        order = open_[turn:] + open_[:turn]
+        share = math.ceil((limit - len(chosen)) / len(order)) if order else 0
+        took: dict[str, int] = {}
+        more = False
+        for cid, space in order:
+            ask = min(share, space, limit - len(chosen))
+            if ask <= 0:
+                more = True
+                break
+            found = conn.execute(_due(cid, now, ask)).scalars().all()
+            chosen.extend(found)
+            took[cid] = len(found)
+            more = more or len(found) == ask
+        for cid, space in order:
+            if took.get(cid, 0) < min(share, space):
+                continue  # nothing more was due (or the first pass did not get to it)
+            ask = min(space - took[cid], limit - len(chosen))
+            if ask > 0:
+                found = conn.execute(_due(cid, now, ask, skip=took[cid])).scalars().all()
+                chosen.extend(found)
+        if not chosen:
+            return Claim(paused=paused, more=more)
+        leased = sorted(
+            tuple(row)
+            for row in conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(chosen))
+                .values(
+                    lease_owner=owner,
+                    available_at=now + lease_ms,
+                    attempts=deliveries.c.attempts + 1,
+                )
+                .returning(
+                    deliveries.c.id,
+                    deliveries.c.event_id,
+                    deliveries.c.configuration_id,
+                    deliveries.c.attempts,
+                )
+            )
+        )
+        versions = {cid: version for cid, version, _ in candidates}
+        payloads = _payloads(conn, {event_id for _, event_id, _, _ in leased})
+        claimed = [
+            Claimed(
+                id_,
+                event_id,
+                cid,
+                attempts,
+                payloads[event_id],
+                versions.get(cid),
+                probe=id_ in probe_ids,
+            )
+            for id_, event_id, cid, attempts in leased
+        ]
+        return Claim(claimed, paused, more)
+
+    async def record(self, results: Sequence[Result], *, owner: str) -> Recorded:
+        """Record outcomes: delivery states, status counters, error-log entries and breakers.
 
         A final outcome (succeeded, failed, cancelled) is recorded by whoever reports it first
         while the delivery is pending, and counted once; a later report for the same delivery
-        (a worker whose lease had expired) changes nothing. A retry is scheduled only while
-        `owner` still holds the lease, so it cannot take a delivery from its new holder. Every
-        failed attempt is counted and logged: it happened.
+        (a worker whose lease had expired) changes nothing. A retry is scheduled, and a
+        delivery held, only while `owner` still holds the lease, so it cannot take a delivery
+        from its new holder. Every failed attempt is counted and logged: it happened.
         """
-        if results:
-            await self._tx.run(functools.partial(self._record, results, owner))
+        if not results:
+            return Recorded()
+        return await self._tx.run(functools.partial(self._record, results, owner))
 
-    def _record(self, results: Sequence[Result], owner: str, conn: Connection) -> None:
+    def _record(self, results: Sequence[Result], owner: str, conn: Connection) -> Recorded:
         if self._dialect == "postgresql":
             # Lock this batch's delivery rows in id order before any statement updates
             # them in its own order: only workers whose leases overlap ever compete here.
@@ -233,6 +398,7 @@ class DeliveryStore:
                 .order_by(deliveries.c.id)
                 .with_for_update()
             )
+        results, changes, locked = self._apply_breakers(conn, results)
         succeeded = self._finish(conn, results, DeliveryState.SUCCEEDED)
         self._finish(conn, results, DeliveryState.FAILED)
         self._finish(conn, results, DeliveryState.CANCELLED)
@@ -245,11 +411,78 @@ class DeliveryStore:
                     deliveries.c.state == DeliveryState.PENDING.value,
                     deliveries.c.lease_owner == owner,
                 )
-                .values(available_at=bindparam("next_at"), lease_owner=None),
-                [{"delivery_id": r.delivery_id, "next_at": r.next_at} for r in retries],
+                .values(
+                    available_at=bindparam("next_at"),
+                    lease_owner=None,
+                    attempts=deliveries.c.attempts - bindparam("uncharge"),
+                ),
+                [
+                    {
+                        "delivery_id": r.delivery_id,
+                        "next_at": r.at if r.next_at is None else r.next_at,
+                        "uncharge": 1 if r.next_at is None else 0,
+                    }
+                    for r in retries
+                ],
             )
+        # Count only for configurations that still exist (one may be deleted meanwhile).
         failures = [r for r in results if r.failure is not None]
-        self._count(conn, succeeded, failures)
+        others = {r.configuration_id for r in succeeded} - locked
+        existing = locked | self._status.existing(conn, others)
+        self._status.count(
+            conn,
+            [_counted(r) for r in succeeded if r.configuration_id in existing],
+            [_counted(r) for r in failures if r.configuration_id in locked],
+        )
+        return Recorded(changes)
+
+    def _apply_breakers(
+        self, conn: Connection, results: Sequence[Result]
+    ) -> tuple[list[Result], list[BreakerChange], set[str]]:
+        """Fold each configuration's outcomes, in order, into its breaker; write what moved.
+
+        Returns the results (a held outcome becomes a pending result without a due time, that
+        is due at once and uncharged, claimed again only once its configuration resumes), the
+        breakers that moved, and the configurations it locked (those that exist and have a
+        breaker row or a failure in this batch).
+        """
+        by_configuration: dict[str, list[Result]] = defaultdict(list)
+        for r in sorted(results, key=lambda r: r.at):
+            by_configuration[r.configuration_id].append(r)
+        stored = load_breakers(conn, by_configuration, lock=False)
+        # Configurations whose breaker may move or whose error log grows: lock, then re-read.
+        moving = {
+            cid
+            for cid, rs in by_configuration.items()
+            if cid in stored or any(r.failure is not None for r in rs)
+        }
+        locked = self._status.lock(conn, moving)
+        stored = load_breakers(conn, locked, lock=True)
+        held: set[int] = set()
+        changes: list[BreakerChange] = []
+        off: list[str] = []
+        for cid in sorted(locked):
+            before = state = stored.get(cid, Breaker())
+            last = BreakerAction.NONE
+            for r in by_configuration[cid]:
+                decision = self._breaker.decide(state, r.outcome())
+                state = decision.state
+                if decision.action is not BreakerAction.NONE:
+                    last = decision.action
+                if decision.hold and r.failure is not None:
+                    held.add(r.delivery_id)
+            if state != before:
+                save_breaker(conn, cid, state)
+                changes.append(BreakerChange(cid, last, state))
+                if state.off and not before.off:
+                    off.append(cid)
+        if off:
+            self._status.turn_off(conn, off, now=max(r.at for r in results))
+        adjusted = [
+            replace(r, state=DeliveryState.PENDING, next_at=None) if r.delivery_id in held else r
+            for r in results
+        ]
+        return adjusted, changes, locked
 
     def _finish(
         self, conn: Connection, results: Sequence[Result], state: DeliveryState
@@ -271,104 +504,6 @@ class DeliveryStore:
             .returning(deliveries.c.id)
         )
         return [chosen[row.id] for row in done]
-
-    def _count(self, conn: Connection, succeeded: list[Result], failures: list[Result]) -> None:
-        touched = {r.configuration_id for r in (*succeeded, *failures)}
-        if not touched:
-            return
-        failing = sorted({r.configuration_id for r in failures})
-        # One writer at a time per configuration's error log, so that each trim sees every
-        # committed entry and the log never holds more than error_log_size rows. NO KEY UPDATE:
-        # foreign-key checks (ingest inserting deliveries) do not wait for it.
-        locked = set(
-            (
-                conn.execute(
-                    select(configurations.c.id)
-                    .where(configurations.c.id.in_(failing))
-                    .order_by(configurations.c.id)
-                    .with_for_update(key_share=True)
-                )
-            ).scalars()
-            if failing
-            else ()
-        )
-        others = sorted(touched - set(failing))
-        existing = locked | set(
-            (
-                conn.execute(select(configurations.c.id).where(configurations.c.id.in_(others)))
-            ).scalars()
-            if others
-            else ()
-        )
-        totals: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"success_count": 0, "error_count": 0, "last_success": None, "last_error": None}
-        )
-        for r in succeeded:
-            total = totals[r.configuration_id]
-            total["success_count"] += 1
-            total["last_success"] = max(total["last_success"] or 0, r.at)
-        for r in failures:
-            total = totals[r.configuration_id]
-            total["error_count"] += 1
-            total["last_error"] = max(total["last_error"] or 0, r.at)
-        rows = [
-            {"configuration_id": cid, "shard": self._shard, **total}
-            for cid, total in sorted(totals.items())
-            if cid in existing
-        ]
-        if rows:
-            upsert = self._insert(configuration_status)
-            current, new = configuration_status.c, upsert.excluded
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[current.configuration_id, current.shard],
-                    set_={
-                        "success_count": current.success_count + new.success_count,
-                        "error_count": current.error_count + new.error_count,
-                        "last_success": _latest(current.last_success, new.last_success),
-                        "last_error": _latest(current.last_error, new.last_error),
-                    },
-                ),
-                rows,
-            )
-        logged = [r for r in failures if r.configuration_id in existing]
-        if logged:
-            conn.execute(
-                error_log.insert(),
-                [
-                    {
-                        "configuration_id": r.configuration_id,
-                        "event_id": r.event_id,
-                        "attempt": r.attempt,
-                        "timestamp": r.at,
-                        "status_code": r.failure.status_code,
-                        "response_body": r.failure.response_body,
-                        "error": r.failure.error,
-                        "hint": r.failure.hint,
-                        "will_retry": r.state is DeliveryState.PENDING,
-                    }
-                    for r in logged
-                    if r.failure is not None
-                ],
-            )
-            self._trim_error_log(conn, {r.configuration_id for r in logged})
-
-    def _trim_error_log(self, conn: Connection, configuration_ids: set[str]) -> None:
-        for configuration_id in sorted(configuration_ids):
-            oldest_kept = (
-                select(error_log.c.id)
-                .where(error_log.c.configuration_id == configuration_id)
-                .order_by(error_log.c.id.desc())
-                .limit(1)
-                .offset(self._error_log_size - 1)
-                .scalar_subquery()
-            )
-            conn.execute(
-                delete(error_log).where(
-                    error_log.c.configuration_id == configuration_id,
-                    error_log.c.id < oldest_kept,
-                )
-            )
 
     async def extend_leases(
         self, delivery_ids: Sequence[int], *, owner: str, now: int, lease_ms: int
@@ -411,7 +546,8 @@ class DeliveryStore:
             return [Lease(*row) for row in rows]
 
     async def release(self, delivery_ids: Sequence[int], *, owner: str, now: int) -> None:
-        """Give back leased deliveries that were not attempted (graceful shutdown)."""
+        """Give back leased deliveries that were not attempted (shutdown, a paused
+        configuration): due at once, and the claim's attempt count undone."""
         if not delivery_ids:
             return
         give_back = (
@@ -425,13 +561,92 @@ class DeliveryStore:
         )
         await self._tx.run(lambda conn: conn.execute(give_back))
 
-    async def prune(self, *, received_before: int, limit: int) -> int:
+    async def replay(
+        self,
+        configuration_id: str,
+        *,
+        now: int,
+        since: int | None = None,
+        until: int | None = None,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Queue again every failed delivery of a configuration whose event time (`date`) is
+        in [since, until); returns their ids. Each starts a fresh retry schedule.
+
+        Only deliveries that ended failed match: one that a replay already queued is pending
+        until it succeeds or fails again, so replaying twice does not send it twice.
+        `dry_run` only finds them.
+        """
+        window = select(events.c.id).where(events.c.id == deliveries.c.event_id)
+        if since is not None:
+            window = window.where(events.c.date >= since)
+        if until is not None:
+            window = window.where(events.c.date < until)
+        matching = (
+            deliveries.c.configuration_id == configuration_id,
+            deliveries.c.state == DeliveryState.FAILED.value,
+            window.exists(),
+        )
+
+        def work(conn: Connection) -> list[int]:
+            if dry_run:
+                return list(conn.execute(select(deliveries.c.id).where(*matching)).scalars())
+            return sorted(
+                conn.execute(
+                    update(deliveries)
+                    .where(*matching)
+                    .values(
+                        state=DeliveryState.PENDING.value,
+                        attempts=0,
+                        available_at=now,
+                        lease_owner=None,
+                        completed_at=None,
+                    )
+                    .returning(deliveries.c.id)
+                ).scalars()
+            )
+
+        ids = await self._tx.run(work)
+        if ids and not dry_run and self._listener is not None:
+            async with self._engine.begin() as conn:
+                await self._notify(conn)
+        return ids
+
+    async def states(self, delivery_ids: Sequence[int]) -> dict[DeliveryState, int]:
+        """How many of these deliveries are in each state (a replay's progress)."""
+        found: dict[DeliveryState, int] = dict.fromkeys(DeliveryState, 0)
+        async with self._engine.connect() as conn:
+            for start in range(0, len(delivery_ids), IDS_PER_QUERY):
+                chunk = list(delivery_ids[start : start + IDS_PER_QUERY])
+                rows = await conn.execute(
+                    select(deliveries.c.state, func.count())
+                    .where(deliveries.c.id.in_(chunk))
+                    .group_by(deliveries.c.state)
+                )
+                for state, count in rows:
+                    found[DeliveryState(state)] += count
+        return found
+
+    async def prune(self, *, received_before: int, limit: int, now: int) -> int:
         """Delete up to `limit` events received before `received_before` whose deliveries are
         all finished, with those deliveries; returns how many events went.
 
+        Deliveries held for a configuration that is off (after a 410) past the same age are
+        cancelled first: a configuration turned on again gets what is within retention.
         Status counters and the error log are kept: they are totals and their own bounded log.
         An event id that is pruned is no longer remembered, so posting it again is accepted.
         """
+        expired = (
+            update(deliveries)
+            .where(
+                deliveries.c.state == DeliveryState.PENDING.value,
+                deliveries.c.created_at < received_before,
+                deliveries.c.configuration_id.in_(
+                    select(configurations.c.id).where(configurations.c.on.is_(False))
+                ),
+            )
+            .values(state=DeliveryState.CANCELLED.value, lease_owner=None, completed_at=now)
+        )
         waiting = (
             select(deliveries.c.id)
             .where(
@@ -448,6 +663,7 @@ class DeliveryStore:
         )
 
         def work(conn: Connection) -> int:
+            conn.execute(expired)
             chosen = list(conn.execute(old).scalars())
             if not chosen:
                 return 0
@@ -480,35 +696,53 @@ class DeliveryStore:
         return int(value) if value is not None else None
 
 
-def _claim(claim: Any, conn: Connection) -> list[Claimed]:
-    """Run the claim statement, then fetch what the attempts need: payloads and versions."""
+# Ids per `IN (…)` list when a caller may pass very many (SQLite's variable limit is 32,766).
+IDS_PER_QUERY = 10_000
+
+
+def _due(configuration_id: str, now: int, limit: int, *, skip: int = 0) -> Any:
+    """The ids of a configuration's oldest due deliveries (rows another claim holds skipped)."""
+    return (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.configuration_id == configuration_id,
+            deliveries.c.state == DeliveryState.PENDING.value,
+            deliveries.c.available_at <= now,
+        )
+        .order_by(deliveries.c.available_at, deliveries.c.id)
+        .limit(limit)
+        .offset(skip)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _take_probe(conn: Connection, configuration_id: str, *, now: int, lease_ms: int) -> bool:
+    """Take the probe of a paused configuration whose probe is due: its pause is extended by a
+    lease, so that no other claim takes a probe too (and, if this worker dies, the pause ends
+    with the lease and another probe goes)."""
+    taken = conn.execute(
+        update(configuration_health)
+        .where(
+            configuration_health.c.configuration_id == configuration_id,
+            configuration_health.c.paused_until <= now,
+        )
+        .values(paused_until=now + lease_ms)
+    )
+    return taken.rowcount == 1
+
+
+def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
     # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
-    leased = sorted(tuple(row) for row in conn.execute(claim))
-    if not leased:
-        return []
-    found = conn.execute(
-        select(events.c.id, events.c.payload).where(
-            events.c.id.in_({event_id for _, event_id, _, _ in leased})
-        )
-    )
-    payloads = dict(tuple(row) for row in found)
-    found = conn.execute(
-        select(configurations.c.id, configurations.c.version).where(
-            configurations.c.id.in_({cid for _, _, cid, _ in leased})
-        )
-    )
-    versions = dict(tuple(row) for row in found)
-    return [
-        Claimed(id_, event_id, cid, attempts, payloads[event_id], versions.get(cid))
-        for id_, event_id, cid, attempts in leased
-    ]
+    found = conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids)))
+    return dict(tuple(row) for row in found)
 
 
-def _latest(current: Any, new: Any) -> Any:
-    """The later of two nullable timestamps, portable across SQLite and PostgreSQL."""
-    return case(
-        (new.is_(None), current),
-        (current.is_(None), new),
-        (new > current, new),
-        else_=current,
+def _counted(r: Result) -> Counted:
+    return Counted(
+        r.configuration_id,
+        r.event_id,
+        r.attempt,
+        r.at,
+        failure=r.failure,
+        will_retry=r.state is DeliveryState.PENDING,
     )

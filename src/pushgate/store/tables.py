@@ -70,6 +70,25 @@ configuration_status = Table(
     Column("last_error", BigInteger, nullable=True),
 )
 
+# One breaker per configuration (breaker.py): a row appears with the first outcome that
+# changes it. No row means healthy.
+configuration_health = Table(
+    "configuration_health",
+    metadata,
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("failures", Integer, nullable=False),  # failed attempts in a row
+    Column("opened", Integer, nullable=False),  # openings since the last success (back-off)
+    Column("paused_until", BigInteger, nullable=True),  # set while open: the probe is due then
+    Column("off", Boolean, nullable=False),  # turned off by the receiver (410 Gone)
+    Column("reason", Text, nullable=True),
+    Column("since", BigInteger, nullable=True),  # when the current state began
+)
+
 error_log = Table(
     "error_log",
     metadata,
@@ -128,6 +147,14 @@ deliveries = Table(
     Column("completed_at", BigInteger, nullable=True),
     Index(
         "ix_deliveries_due",
+        "available_at",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    # Fair claims take each configuration's due deliveries in turn; health counts pending.
+    Index(
+        "ix_deliveries_configuration_due",
+        "configuration_id",
         "available_at",
         sqlite_where=text("state = 'pending'"),
         postgresql_where=text("state = 'pending'"),
