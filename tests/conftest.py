@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,9 @@ def settings_factory(database: Database) -> Callable[..., Settings]:
             "retry_jitter": 0,
             "request_timeout": 2,
             "secret_key": SECRET_KEY,
+            # Tests about error logs and retries fail many attempts in a row; the tests of the
+            # circuit breaker set the threshold they need.
+            "breaker_threshold": 1000,
         }
         values.update(overrides)
         return Settings(**values)
@@ -199,6 +202,8 @@ class Receiver:
     responder: Callable[[Recorded], tuple[int, str, dict[str, str]]] | None = None
     # When set, every request is recorded at once but answered only after the gate opens.
     gate: asyncio.Event | None = None
+    # Seconds every answer takes (a vendor across the internet).
+    delay: float = 0.0
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, count: int, within: float = 30) -> None:
@@ -224,6 +229,8 @@ class Receiver:
         self._arrived.set()
         if self.gate is not None:
             await self.gate.wait()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.responder is not None:
             status, body, headers = self.responder(recorded)
         else:
@@ -232,20 +239,33 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recv = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", recv.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    recv.url = f"http://127.0.0.1:{port}"
-    yield recv
-    if recv.gate is not None:
-        recv.gate.set()  # let held requests finish before the server goes
-    await runner.cleanup()
+async def receivers() -> AsyncIterator[Callable[[], Awaitable[Receiver]]]:
+    """Starts as many receivers as a test asks for, each on its own port."""
+    running: list[tuple[Receiver, web.AppRunner]] = []
+
+    async def start() -> Receiver:
+        recv = Receiver()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", recv.handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        port = free_port()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        recv.url = f"http://127.0.0.1:{port}"
+        running.append((recv, runner))
+        return recv
+
+    yield start
+    for recv, runner in running:
+        if recv.gate is not None:
+            recv.gate.set()  # let held requests finish before the server goes
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver(receivers: Callable[[], Awaitable[Receiver]]) -> Receiver:
+    return await receivers()
 
 
 @dataclass

@@ -15,11 +15,14 @@ import asyncpg
 import pytest
 
 from conftest import POSTGRES_URL, Database
+from pushgate.breaker import BreakerPolicy
 from pushgate.domain import DeliveryState
 from pushgate.settings import Settings
 from pushgate.store import Failure, NewEvent, Result, Store
 
 NOW = 1_700_000_000_000
+# These tests are about claims, leases and counts; the breaker has tests of its own.
+NEVER_OPENS = BreakerPolicy(threshold=10**9)
 LEASE_MS = 60_000
 OpenStore = Callable[..., Awaitable[Store]]
 
@@ -30,8 +33,6 @@ async def open_store(settings_factory: Callable[..., Settings]) -> AsyncIterator
     opened: list[Store] = []
 
     async def open_(*, shard: int = 0, **overrides: Any) -> Store:
-        # These tests are about claims, leases and counts; the breaker has tests of its own.
-        overrides.setdefault("breaker_threshold", 10_000)
         store = await Store.open(settings_factory(**overrides), status_shard=shard)
         opened.append(store)
         return store
@@ -223,7 +224,7 @@ async def test_concurrent_records_keep_exact_counts(open_store: OpenStore, shard
                 for c in batch
             ]
             rand.shuffle(results)  # any order in, one lock order inside
-            await store.deliveries.record(results, owner=name)
+            await store.deliveries.record(results, owner=name, breaker=NEVER_OPENS)
 
     await asyncio.gather(*(work(f"w{i}", s) for i, s in enumerate(stores)))
 
@@ -248,7 +249,7 @@ async def test_error_log_stays_bounded_under_concurrent_failures(
             await store.deliveries.claim_due(owner=name, now=NOW, limit=10, lease_ms=LEASE_MS)
         ).deliveries:
             results = [outcome(c, DeliveryState.FAILED, failed=True) for c in batch]
-            await store.deliveries.record(results, owner=name)
+            await store.deliveries.record(results, owner=name, breaker=NEVER_OPENS)
 
     await asyncio.gather(*(fail_all(f"w{i}", s) for i, s in enumerate(stores)))
 

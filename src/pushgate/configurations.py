@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonpatch
 
+from pushgate.domain import TURNED_OFF, HealthState
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations import Catalog
 from pushgate.integrations.base import Integration, IntegrationConfig, secret_fields
@@ -187,6 +188,48 @@ def status_json(status: Status) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """A configuration's health as people see it: state, why, since when, until when."""
+
+    state: HealthState
+    pending: int
+    reason: str | None = None
+    since: int | None = None
+    resumes_at: int | None = None
+
+
+def health_of(row: ConfigurationRow) -> HealthView:
+    """The health state a configuration is in, from its `on` flag and its breaker."""
+    breaker, pending = row.health.breaker, row.health.pending
+    if not row.on:
+        reason = breaker.reason if breaker.off or breaker.reason else TURNED_OFF
+        since = breaker.since if breaker.off or breaker.reason else None
+        return HealthView(HealthState.OFF, pending, reason, since)
+    if breaker.paused_until is not None:
+        return HealthView(
+            HealthState.PAUSED, pending, breaker.reason, breaker.since, breaker.paused_until
+        )
+    if breaker.failures:
+        return HealthView(HealthState.FAILING, pending, breaker.reason, breaker.since)
+    return HealthView(HealthState.HEALTHY, pending, since=breaker.since)
+
+
+def health_json(row: ConfigurationRow) -> dict[str, Any]:
+    """`_health`: `{"state", "reason", "since", "resumesAt", "pending"}`, absent keys omitted."""
+    view = health_of(row)
+    out: dict[str, Any] = {"state": view.state.value}
+    for key, value in (
+        ("reason", view.reason),
+        ("since", view.since),
+        ("resumesAt", view.resumes_at),
+    ):
+        if value is not None:
+            out[key] = value
+    out["pending"] = view.pending
+    return out
+
+
 def configuration_json(services: Services, row: ConfigurationRow) -> dict[str, Any]:
     """A configuration as LaunchDarkly's `Integration` representation (secrets masked)."""
     integration = services.catalog.get(row.integration_key)
@@ -205,4 +248,5 @@ def configuration_json(services: Services, row: ConfigurationRow) -> dict[str, A
         "on": row.on,
         "tags": list(row.tags),
         "_status": status_json(row.status),
+        "_health": health_json(row),
     }

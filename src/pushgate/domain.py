@@ -30,3 +30,16 @@ class Role(enum.StrEnum):
         """True when this role may do what `needed` may."""
         order = list(Role)
         return order.index(self) >= order.index(needed)
+
+
+# The reason a configuration's health gives when a user turned it off.
+TURNED_OFF = "turned off"
+
+
+class HealthState(enum.StrEnum):
+    """How a configuration's deliveries are going, as `_health.state` and the UI show it."""
+
+    HEALTHY = "healthy"  # the last attempt succeeded (or none failed yet)
+    FAILING = "failing"  # recent attempts failed; the breaker is still closed
+    PAUSED = "paused"  # the breaker is open, or the receiver asked to wait
+    OFF = "off"  # turned off, by a user or by the receiver (410 Gone)

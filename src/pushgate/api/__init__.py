@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pushgate.api import configurations, events, manifests, system, tokens
+from pushgate.api.failures import FailureMiddleware
 from pushgate.errors import RequestError
-
-log = structlog.get_logger("pushgate.api")
 
 _CODES = {
     400: "invalid_request",
@@ -50,16 +48,12 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     return error_response(400, "invalid_request", "; ".join(problems) or "invalid request")
 
 
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    log.error("api.unexpected_error", path=request.url.path, method=request.method, exc_info=error)
-    return error_response(500, "internal_server_error", "an unexpected error occurred")
-
-
 def install(app: FastAPI) -> None:
     """Register the error mapping and every router on `app`."""
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Anything else that raises: 503 when the database is away, else 500 (failures.py).
+    app.add_middleware(FailureMiddleware)
     for module in (configurations, events, manifests, tokens, system):
         app.include_router(module.router)

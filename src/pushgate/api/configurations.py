@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pushgate import configurations
 from pushgate.api.deps import Reader, RuntimeDep, Writer, json_body
 from pushgate.configurations import configuration_json, error_json, open_config
+from pushgate.replay import parse_window, replay
 from pushgate.validation import validate
 
 router = APIRouter(prefix="/api/v2/integrations")
@@ -109,6 +110,20 @@ async def validate_saved(
         config = stored
     report = await validate(rt.engine, integration, config, rt.clock)
     return report.to_json()
+
+
+@router.post("/{integration_key}/{configuration_id}/replay", dependencies=[Writer], status_code=202)
+async def replay_failed(
+    integration_key: str, configuration_id: str, request: Request, rt: RuntimeDep
+) -> JSONResponse:
+    """Queue the configuration's failed deliveries again: optional body `{"since", "until",
+    "dryRun"}` (event time, Unix ms). Answers `{"matched", "queued"}`."""
+    row = await rt.store.configurations.get(integration_key, configuration_id)
+    body = await json_body(request) if (await request.body()).strip() else None
+    result = await replay(rt.store, row.id, parse_window(body), now=rt.clock())
+    if result.queued:
+        rt.wake_worker()
+    return JSONResponse({"matched": result.matched, "queued": result.queued}, status_code=202)
 
 
 @router.get("/{integration_key}/{configuration_id}/errors", dependencies=[Reader])

@@ -48,6 +48,11 @@ class Outcomes:
             idle or self._overdue or len(self._buffered) >= self._batch
         )
 
+    def hurry(self) -> None:
+        """Make the next flush due now (a result the breaker must see at once)."""
+        if self._buffered:
+            self._overdue = True
+
     def held(self) -> list[int]:
         """Deliveries whose results are buffered or being recorded (still leased)."""
         return [r.delivery_id for r in (*self._buffered, *self._recording)]

@@ -18,7 +18,8 @@ I/O and no clock of its own (`now` is passed in, in seconds), so it is tested wi
 from __future__ import annotations
 
 import collections
-from collections.abc import Collection, Iterable
+import contextlib
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pushgate.store import Claimed
@@ -29,6 +30,7 @@ class _Lane:
     ready: collections.deque[Claimed] = field(default_factory=collections.deque)
     running: int = 0  # attempts in flight
     slow: int = 0  # of those, how many moved to the slow lane
+    held: bool = False  # starts nothing until released (its breaker may be opening)
 
 
 @dataclass(slots=True)
@@ -54,7 +56,7 @@ class Scheduler:
         self._running: dict[int, _Running] = {}
         self._young = 0  # attempts in flight not yet slow: what `concurrency` limits
         self._ready = 0
-        self._blocked = 0  # ready deliveries of lanes at their limit
+        self._blocked = 0  # ready deliveries of lanes that cannot start one now
 
     @property
     def ready(self) -> int:
@@ -68,7 +70,7 @@ class Scheduler:
 
     @property
     def runnable(self) -> int:
-        """Ready deliveries whose configuration has a free slot."""
+        """Ready deliveries whose configuration could start one now."""
         return self._ready - self._blocked
 
     def wants_more(self) -> bool:
@@ -78,13 +80,11 @@ class Scheduler:
     def add(self, claimed: Iterable[Claimed]) -> None:
         """Queue claimed deliveries, each in its configuration's lane, in order."""
         for delivery in claimed:
-            lane = self._lanes.setdefault(delivery.configuration_id, _Lane())
-            lane.ready.append(delivery)
-            self._ready += 1
-            if lane.running >= self.per_configuration:
-                self._blocked += 1
-            else:
-                self._enring(delivery.configuration_id)
+            cid = delivery.configuration_id
+            lane = self._lanes.setdefault(cid, _Lane())
+            with self._changing(cid, lane):
+                lane.ready.append(delivery)
+                self._ready += 1
 
     def next(self, now: float) -> Claimed | None:
         """The next delivery to start, or None when no slot or nothing runnable is left."""
@@ -94,35 +94,61 @@ class Scheduler:
             cid = self._ring.popleft()
             self._ringed.discard(cid)
             lane = self._lanes.get(cid)
-            if lane is None or not lane.ready or lane.running >= self.per_configuration:
+            if lane is None or not lane.ready or self._stopped(lane):
                 continue
-            delivery = lane.ready.popleft()
-            self._ready -= 1
-            lane.running += 1
+            with self._changing(cid, lane):
+                delivery = lane.ready.popleft()
+                self._ready -= 1
+                lane.running += 1
             self._young += 1
             self._running[delivery.id] = _Running(cid, now)
-            if lane.running >= self.per_configuration:
-                self._blocked += len(lane.ready)
-            elif lane.ready:
-                self._enring(cid)
             return delivery
         return None
 
     def finished(self, delivery: Claimed) -> None:
         """An attempt ended (whatever its outcome): its slots are free again."""
         running = self._running.pop(delivery.id)
-        lane = self._lanes[running.configuration_id]
+        cid = running.configuration_id
+        lane = self._lanes[cid]
         if running.slow:
             lane.slow -= 1
         else:
             self._young -= 1
-        lane.running -= 1
-        if lane.running == self.per_configuration - 1:
-            self._blocked -= len(lane.ready)
-        if lane.ready:
-            self._enring(running.configuration_id)
-        elif not lane.running:
-            del self._lanes[running.configuration_id]
+        with self._changing(cid, lane):
+            lane.running -= 1
+
+    def hold(self, configuration_id: str) -> None:
+        """Start nothing more for this configuration until `release` (or `drop`)."""
+        lane = self._lanes.get(configuration_id)
+        if lane is not None:
+            with self._changing(configuration_id, lane):
+                lane.held = True
+
+    def release(self, configuration_id: str) -> None:
+        """Let a held configuration go on."""
+        lane = self._lanes.get(configuration_id)
+        if lane is not None:
+            with self._changing(configuration_id, lane):
+                lane.held = False
+
+    def held_lanes(self) -> list[str]:
+        """Configurations on hold."""
+        return [cid for cid, lane in self._lanes.items() if lane.held]
+
+    def _stopped(self, lane: _Lane) -> bool:
+        return lane.held or lane.running >= self.per_configuration
+
+    @contextlib.contextmanager
+    def _changing(self, cid: str, lane: _Lane) -> Iterator[None]:
+        """Keep the blocked count, the ring and the lanes right around a change of a lane."""
+        was = len(lane.ready) if self._stopped(lane) else 0
+        yield
+        stopped = self._stopped(lane)
+        self._blocked += (len(lane.ready) if stopped else 0) - was
+        if lane.ready and not stopped:
+            self._enring(cid)
+        elif not lane.ready and not lane.running and not lane.held:
+            del self._lanes[cid]
 
     def age(self, now: float) -> bool:
         """Move attempts older than `slow_after` to the slow lane; True if any moved.
@@ -153,27 +179,33 @@ class Scheduler:
 
     def rooms(self) -> dict[str, int]:
         """How many more deliveries each configuration with deliveries here may claim (those
-        not named may claim `window`)."""
-        rooms = {}
-        for cid, lane in self._lanes.items():
-            window = 2 * self.per_configuration if lane.slow else self.window
-            rooms[cid] = max(window - len(lane.ready) - lane.running, 0)
-        return rooms
+        not named may claim `window`). A lane holding more than half its window asks for
+        none: claims stay large, rather than one delivery per claim as each attempt ends."""
+        return {cid: self._room(lane) for cid, lane in self._lanes.items()}
+
+    def has_room(self, configuration_id: str) -> bool:
+        """True when this configuration may claim again (see `rooms`)."""
+        lane = self._lanes.get(configuration_id)
+        return lane is None or self._room(lane) > 0
+
+    def _room(self, lane: _Lane) -> int:
+        window = 2 * self.per_configuration if lane.slow else self.window
+        held = len(lane.ready) + lane.running
+        return 0 if held > window // 2 else window - held
 
     def drop(self, configuration_ids: Collection[str]) -> list[Claimed]:
-        """Take out the ready deliveries of these configurations (paused or turned off)."""
+        """Take out the ready deliveries of these configurations (paused or turned off), and
+        lift their holds: what comes for them next (a probe) may start."""
         dropped: list[Claimed] = []
         for cid in configuration_ids:
             lane = self._lanes.get(cid)
-            if lane is None or not lane.ready:
+            if lane is None:
                 continue
-            dropped.extend(lane.ready)
-            self._ready -= len(lane.ready)
-            if lane.running >= self.per_configuration:
-                self._blocked -= len(lane.ready)
-            lane.ready.clear()  # its ring entry, if any, is skipped when its turn comes
-            if not lane.running:
-                del self._lanes[cid]
+            with self._changing(cid, lane):
+                dropped.extend(lane.ready)
+                self._ready -= len(lane.ready)
+                lane.ready.clear()  # its ring entry, if any, is skipped when its turn comes
+                lane.held = False
         return dropped
 
     def drop_all(self) -> list[Claimed]:

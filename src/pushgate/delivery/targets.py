@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from pushgate.configurations import Services, open_config
+from pushgate.errors import NotFound
 from pushgate.integrations.base import Integration, IntegrationConfig
 from pushgate.store import Claimed
 
@@ -25,9 +26,9 @@ class Target:
 
     version: int
     on: bool
-    integration: Integration[Any]
+    integration: Integration[Any] | None  # None: this install does not know it
     config: IntegrationConfig | None
-    unreadable: str = ""  # why `config` is None: its secrets do not open with our key
+    unreadable: str = ""  # why `config` is None: secrets that do not open, an unknown kind
 
 
 class Targets:
@@ -54,7 +55,14 @@ class Targets:
             return
         rows = await self._services.store.configurations.load(stale)
         for row in rows.values():
-            integration = self._services.catalog.get(row.integration_key)
+            try:
+                integration = self._services.catalog.get(row.integration_key)
+            except NotFound as error:
+                # Its integration is gone from this install (a manifest removed or refused):
+                # its deliveries fail and wait, the others go on.
+                log.error("configuration.unknown_integration", configuration_id=row.id)
+                self._known[row.id] = Target(row.version, row.on, None, None, error.message)
+                continue
             try:
                 config = open_config(self._services, row)
             except ValueError as error:

@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from pushgate.breaker import BreakerAction
+from pushgate.breaker import Breaker, BreakerAction
 from pushgate.clock import Clock
 from pushgate.configurations import Services
 from pushgate.delivery.engine import Engine
@@ -64,6 +64,10 @@ PRUNE_CHUNK = 1000
 UNREADABLE_HINT = (
     "this worker cannot open the configuration; every process sharing the database needs the "
     "same PUSHGATE_SECRET_KEY"
+)
+UNKNOWN_HINT = (
+    "this install no longer knows the configuration's integration; restore it (a manifest "
+    "directory?) or delete the configuration"
 )
 # How the breaker's moves are logged.
 _BREAKER_EVENTS = {
@@ -102,6 +106,10 @@ class Worker:
         self._clock = clock
         self._owner = owner or default_owner()
         self._retry = RetryPolicy(settings.retry_schedule, settings.retry_jitter)
+        self._breaker = settings.breaker_policy()
+        # This worker's own view of each configuration's breaker, from its own outcomes only:
+        # enough to stop a lane at once when they would pause it. The database decides.
+        self._local: dict[str, Breaker] = {}
         self._rand = rand or random.random
         self._outage = outage or Outage()
         self._batch = settings.claim_batch_size
@@ -124,7 +132,7 @@ class Worker:
         self._attempts: dict[asyncio.Task[None], Claimed] = {}
         self._dropped: list[int] = []  # claimed for configurations now paused: to release
         self._wake = asyncio.Event()
-        self._wakes = 0  # counts wake-ups, so a claim can tell one came while it ran
+        self._wakes = 0  # counts reasons to look again, so a claim can tell one came while it ran
         self.idle = asyncio.Event()
         """Set while the worker waits for work: nothing due, nothing held."""
         self._claiming: asyncio.Task[None] | None = None
@@ -133,7 +141,9 @@ class Worker:
         self._finished: list[asyncio.Task[None]] = []  # ended since `_turn` last looked
         self._any_finished = asyncio.Event()
         self._aging: asyncio.TimerHandle | None = None
+        self._repoll: asyncio.TimerHandle | None = None
         self._exhausted = False  # the last claim found nothing more due
+        self._full: set[str] = set()  # configurations the last claim skipped: no room
         self._claimed = 0
         # One database operation at a time per worker: SQLite has one writer anyway, waiting
         # here is cheaper than SQLite's busy-retry sleeps, and a lease renewal never races a
@@ -147,9 +157,14 @@ class Worker:
 
     def wake(self) -> None:
         """Tell the worker new deliveries may be due (called after events are enqueued)."""
+        self._more_due()
+        self._wake.set()
+
+    def _more_due(self) -> None:
+        """More may be due than the last claim saw: claim again (and again, if a claim is
+        running now: it may have looked too early)."""
         self._exhausted = False
         self._wakes += 1
-        self._wake.set()
         self._nudge()
 
     def _nudge(self) -> None:
@@ -298,6 +313,10 @@ class Worker:
         schedule.age(now)
         if self._claiming is None and not self._exhausted and schedule.wants_more():
             self._claiming = self._spawn(self._claim())
+        elif self._exhausted and self._repoll is None:
+            # Busy with attempts, nothing more was due: look again after a poll interval, for
+            # retries come due and events no wake-up told of (another process on SQLite).
+            self._repoll = asyncio.get_running_loop().call_later(self._poll, self._look_again)
         while (delivery := schedule.next(now)) is not None:
             self._attempts[self._spawn(self._attempt(delivery))] = delivery
         self._arm_aging(now)
@@ -319,7 +338,10 @@ class Worker:
             elif task is self._releasing:
                 self._releasing = None
             else:
-                schedule.finished(self._attempts.pop(task))
+                delivery = self._attempts.pop(task)
+                schedule.finished(delivery)
+                if delivery.configuration_id in self._full:
+                    self._refilled(delivery.configuration_id)
             task.result()
         return True
 
@@ -330,6 +352,18 @@ class Worker:
         when = self._schedule.next_aging()
         if when is not None:
             self._aging = asyncio.get_running_loop().call_later(max(when - now, 0.0), self._aged)
+
+    def _refilled(self, configuration_id: str) -> None:
+        """The last claim skipped this configuration for want of room: once it has room
+        again, there may be more of its deliveries due than the claim could take."""
+        if self._schedule.has_room(configuration_id):
+            self._full.discard(configuration_id)
+            self._more_due()
+
+    def _look_again(self) -> None:
+        self._repoll = None
+        self._exhausted = False
+        self._nudge()
 
     def _aged(self) -> None:
         self._aging = None
@@ -348,6 +382,8 @@ class Worker:
 
     async def _claim(self) -> None:
         wakes = self._wakes
+        rooms = self._schedule.rooms()
+        self._full = {cid for cid, room in rooms.items() if not room}
         async with self._db:
             claim = await self._store.deliveries.claim_due(
                 owner=self._owner,
@@ -355,7 +391,7 @@ class Worker:
                 limit=self._batch,
                 lease_ms=self._lease_ms,
                 room=self._window,
-                rooms=self._schedule.rooms(),
+                rooms=rooms,
             )
             await self._targets.refresh(claim.deliveries)
         self._outage.succeeded()
@@ -369,11 +405,16 @@ class Worker:
 
     async def _record(self, results: list[Result]) -> Recorded:
         async with self._db:
-            return await self._store.deliveries.record(results, owner=self._owner)
+            return await self._store.deliveries.record(
+                results, owner=self._owner, breaker=self._breaker
+            )
 
     async def _flush(self) -> None:
+        holding = self._schedule.held_lanes()  # their reason is among what this flush records
         recorded = await self._outcomes.flush()
         for change in recorded.changes:
+            if change.action is BreakerAction.RESUMED:
+                self._more_due()  # what waited for it is due now
             event = _BREAKER_EVENTS.get(change.action)
             if event is not None:
                 log.warning(
@@ -384,6 +425,8 @@ class Worker:
                 )
         if stopped := recorded.stopped:
             self._dropped += [d.id for d in self._schedule.drop(stopped)]
+        for cid in holding:  # the database did not pause these: go on (dropped ones are free)
+            self._schedule.release(cid)
 
     async def _release_dropped(self) -> None:
         ids, self._dropped = self._dropped, []
@@ -396,6 +439,9 @@ class Worker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wake.clear()
+        if self._repoll is not None:
+            self._repoll.cancel()
+            self._repoll = None
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         self.idle.set()
         try:
@@ -409,8 +455,9 @@ class Worker:
     async def _drain(self) -> None:
         """Let in-flight attempts finish within the grace period; release everything else."""
         self._outcomes.close()
-        if self._aging is not None:
-            self._aging.cancel()
+        for timer in (self._aging, self._repoll):
+            if timer is not None:
+                timer.cancel()
         for task in (self._claiming, self._flushing, self._releasing):
             if task is not None:
                 try:
@@ -449,21 +496,20 @@ class Worker:
             attempt=delivery.attempt,
         )
         if target is None or not target.on:
-            self._outcomes.add(self._result(delivery, DeliveryState.CANCELLED))
+            self._add(self._result(delivery, DeliveryState.CANCELLED))
             bound.info("delivery.cancelled", reason="configuration turned off or deleted")
             return
-        if target.config is None:
-            failure: DeliveryError | None = RetryableDeliveryError(
-                target.unreadable, hint=UNREADABLE_HINT
-            )
+        if target.integration is None or target.config is None:
+            hint = UNREADABLE_HINT if target.integration is not None else UNKNOWN_HINT
+            failure: DeliveryError | None = RetryableDeliveryError(target.unreadable, hint=hint)
         else:
             failure = await self._engine.attempt(
                 target.integration, target.config, delivery.payload
             )
-        integration = target.integration.key
+        integration = target.integration.key if target.integration else "unknown"
         if failure is None:
             ATTEMPTS.labels(integration, "success").inc()
-            self._outcomes.add(self._result(delivery, DeliveryState.SUCCEEDED))
+            self._add(self._result(delivery, DeliveryState.SUCCEEDED))
             bound.debug("delivery.succeeded", integration=integration, probe=delivery.probe)
             return
         self._failed_attempt(delivery, failure, integration, bound.bind(integration=integration))
@@ -487,7 +533,7 @@ class Worker:
             retryable=isinstance(failure, RetryableDeliveryError),
             retry_after=failure.retry_after,
         )
-        self._outcomes.add(
+        self._add(
             Result(
                 delivery.id,
                 delivery.configuration_id,
@@ -508,6 +554,22 @@ class Worker:
             retry_in_s=round(decision.delay, 3) if retrying else None,
             probe=delivery.probe,
         )
+
+    def _add(self, result: Result) -> None:
+        """Buffer a result; if this worker's own outcomes would pause the configuration, hold
+        its lane and record at once, so that no more attempts start before the breaker's
+        decision is in."""
+        self._outcomes.add(result)
+        cid = result.configuration_id
+        decision = self._breaker.decide(self._local.get(cid, Breaker()), result.outcome())
+        if decision.state.paused or decision.state.off:
+            self._local.pop(cid, None)
+            self._schedule.hold(cid)
+            self._outcomes.hurry()
+        elif decision.state.failures:
+            self._local[cid] = decision.state
+        else:
+            self._local.pop(cid, None)
 
     def _result(self, delivery: Claimed, state: DeliveryState) -> Result:
         return Result(

@@ -68,7 +68,6 @@ class Store:
         self.deliveries = DeliveryStore(
             engine,
             error_log_size=settings.error_log_size,
-            breaker=settings.breaker_policy(),
             status_shard=status_shard,
             listener=listener,
         )

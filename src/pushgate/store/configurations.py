@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.breaker import Breaker
-from pushgate.domain import DeliveryState
+from pushgate.domain import TURNED_OFF, DeliveryState
 from pushgate.errors import Conflict, NotFound
 from pushgate.store.status import (
     ErrorEntry,
@@ -24,9 +24,6 @@ from pushgate.store.status import (
     save_breaker,
 )
 from pushgate.store.tables import configurations, deliveries
-
-# The reason a configuration's health gives when a user turned it off.
-TURNED_OFF = "turned off"
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,10 @@ class Recorded:
         return {c.configuration_id for c in self.changes if c.breaker.paused or c.breaker.off}
 
 
+# The breaker `record` applies unless told otherwise (the worker passes its settings' one).
+DEFAULT_BREAKER = BreakerPolicy()
+
+
 class DeliveryStore:
     """The delivery queue and the status and breakers it feeds.
 
@@ -172,13 +176,11 @@ class DeliveryStore:
         engine: AsyncEngine,
         *,
         error_log_size: int,
-        breaker: BreakerPolicy,
         status_shard: int = 0,
         listener: Listener | None = None,
     ) -> None:
         self._engine = engine
         self._tx = Transactions(engine)
-        self._breaker = breaker
         self._listener = listener
         self._dialect = engine.dialect.name
         self._rotation = itertools.count()  # where the next claim starts its round
@@ -375,7 +377,13 @@ class DeliveryStore:
         ]
         return Claim(claimed, paused, more)
 
-    async def record(self, results: Sequence[Result], *, owner: str) -> Recorded:
+    async def record(
+        self,
+        results: Sequence[Result],
+        *,
+        owner: str,
+        breaker: BreakerPolicy = DEFAULT_BREAKER,
+    ) -> Recorded:
         """Record outcomes: delivery states, status counters, error-log entries and breakers.
 
         A final outcome (succeeded, failed, cancelled) is recorded by whoever reports it first
@@ -383,12 +391,15 @@ class DeliveryStore:
         (a worker whose lease had expired) changes nothing. A retry is scheduled, and a
         delivery held, only while `owner` still holds the lease, so it cannot take a delivery
         from its new holder. Every failed attempt is counted and logged: it happened.
+        `breaker` is the policy folded over each configuration's outcomes.
         """
         if not results:
             return Recorded()
-        return await self._tx.run(functools.partial(self._record, results, owner))
+        return await self._tx.run(functools.partial(self._record, results, owner, breaker))
 
-    def _record(self, results: Sequence[Result], owner: str, conn: Connection) -> Recorded:
+    def _record(
+        self, results: Sequence[Result], owner: str, breaker: BreakerPolicy, conn: Connection
+    ) -> Recorded:
         if self._dialect == "postgresql":
             # Lock this batch's delivery rows in id order before any statement updates
             # them in its own order: only workers whose leases overlap ever compete here.
@@ -398,7 +409,7 @@ class DeliveryStore:
                 .order_by(deliveries.c.id)
                 .with_for_update()
             )
-        results, changes, locked = self._apply_breakers(conn, results)
+        results, changes, locked = self._apply_breakers(conn, results, breaker)
         succeeded = self._finish(conn, results, DeliveryState.SUCCEEDED)
         self._finish(conn, results, DeliveryState.FAILED)
         self._finish(conn, results, DeliveryState.CANCELLED)
@@ -437,7 +448,7 @@ class DeliveryStore:
         return Recorded(changes)
 
     def _apply_breakers(
-        self, conn: Connection, results: Sequence[Result]
+        self, conn: Connection, results: Sequence[Result], breaker: BreakerPolicy
     ) -> tuple[list[Result], list[BreakerChange], set[str]]:
         """Fold each configuration's outcomes, in order, into its breaker; write what moved.
 
@@ -465,7 +476,7 @@ class DeliveryStore:
             before = state = stored.get(cid, Breaker())
             last = BreakerAction.NONE
             for r in by_configuration[cid]:
-                decision = self._breaker.decide(state, r.outcome())
+                decision = breaker.decide(state, r.outcome())
                 state = decision.state
                 if decision.action is not BreakerAction.NONE:
                     last = decision.action

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from pushgate.errors import InvalidRequest, RequestError, Unauthorized
+from pushgate.store import is_unavailable
 from pushgate.web.session import current_session
 from pushgate.web.templating import renderer
 
@@ -101,6 +102,8 @@ class WebRoute(APIRoute):
                 problems = "; ".join(str(problem["msg"]) for problem in error.errors())
                 return await error_response(request, InvalidRequest(problems or "bad request"))
             except Exception as error:  # a bug: log it with context, show a page that leaks nothing
+                if is_unavailable(error):
+                    raise  # the database is away: api/failures.py answers 503, logged once
                 log.error(
                     "web.unexpected_error",
                     path=request.url.path,
