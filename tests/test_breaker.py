@@ -45,6 +45,8 @@ PAUSED = Breaker(failures=3, opened=1, paused_until=T, reason="x", since=T - 500
             Breaker(since=T),
             False,
         ),
+        # while paused only the probe speaks: a success sent before the pause changes nothing
+        (PAUSED, OK, BreakerAction.NONE, PAUSED, False),
         # a failed probe doubles the back-off and keeps its delivery uncharged
         (
             PAUSED,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
+
+from conftest import Receiver, flag_event
+from pushgate.configurations import create
+from pushgate.ingest import ingest
+from pushgate.runtime import running
+from pushgate.settings import Settings
 
 PUSHGATE = [sys.executable, "-m", "pushgate"]
 
@@ -109,3 +117,55 @@ def test_postgresql_without_a_shared_secret_key_is_refused(env: dict[str, str]) 
     )
     assert done.returncode != 0
     assert "PUSHGATE_SECRET_KEY" in done.stderr
+
+
+async def test_replay_asks_queues_and_watches_the_failed_deliveries_go_out(
+    env: dict[str, str], receiver: Receiver
+) -> None:
+    settings = Settings(
+        data_dir=Path(env["PUSHGATE_DATA_DIR"]), outbound_allow="127.0.0.0/8", retry_schedule=""
+    )
+    async with running(settings, with_worker=False) as rt:
+        body = {"name": "hook", "on": True, "config": {"url": receiver.url}}
+        row = await create(rt.services, "webhook", body, now=rt.clock())
+        await ingest(rt.store, {"items": [flag_event(f"e{i}") for i in range(3)]}, now=rt.clock())
+        receiver.default = (500, "down", {})
+        await rt.new_worker().run_until_idle()  # no retries: all three fail for good
+        receiver.default = (200, "ok", {})
+        receiver.requests.clear()
+
+        refused = await asyncio.create_subprocess_exec(
+            *PUSHGATE, "replay", "webhook", row.id, env=env, stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+        _, said = await refused.communicate(b"n\n")
+        assert refused.returncode == 1
+        assert "3 failed deliveries of “hook” match" in said.decode()
+        assert "Nothing was queued" in said.decode()
+
+        stop = asyncio.Event()
+        worker = asyncio.create_task(rt.new_worker().run(stop))
+        try:
+            done = await asyncio.create_subprocess_exec(
+                *PUSHGATE, "replay", "webhook", row.id, "--since", "2023-11-14", "--yes",
+                env=env, stdout=PIPE, stderr=PIPE,
+            )  # fmt: skip
+            _, said = await asyncio.wait_for(done.communicate(), 60)
+        finally:
+            stop.set()
+            await worker
+    assert done.returncode == 0, said.decode()
+    assert "3 delivered" in said.decode()
+    assert sorted(r.json()["_id"] for r in receiver.requests) == ["e0", "e1", "e2"]
+
+
+@pytest.mark.parametrize("value", ["soon", "2x", "12:00 tomorrow"])
+def test_replay_explains_a_time_it_cannot_read(env: dict[str, str], value: str) -> None:
+    done = subprocess.run(
+        [*PUSHGATE, "replay", "webhook", "0" * 24, "--since", value, "--yes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no webhook configuration" in done.stderr or "--since" in done.stderr

@@ -10,7 +10,7 @@ from yarl import URL
 
 from conftest import ADMIN_TOKEN, Receiver, Server, flag_event, free_port
 from pushgate.configurations import open_config
-from pushgate.domain import Role
+from pushgate.domain import DeliveryState, Role
 from pushgate.web.session import SESSION_TTL_MS
 from webpage import Answer, WebClient
 
@@ -537,3 +537,74 @@ def test_redirects_after_sign_in_stay_on_this_site(candidate: str, expected: str
     from pushgate.web.routing import local_path
 
     assert local_path(candidate) == expected
+
+
+# --- health and resending ---------------------------------------------------------------------
+
+
+async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await make_webhook(server, receiver.url)
+    receiver.answer(429, "slow down", {"Retry-After": "600"})
+    await server.call("POST", "/api/v2/events", flag_event("e0"))
+    await server.deliver()  # paused for 600 s; what comes next waits
+    for number in (1, 2):
+        await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
+    await server.deliver()
+
+    page = (await admin.get(f"{WEBHOOK}/configurations")).page
+    row = page.one("tr", id=f"configuration-{created['_id']}")
+    assert "stands-out" in row.attrs["class"]
+    [cell] = [e for e in page.find("td") if e.attrs.get("data-column") == "health"]
+    badge = page.one("span", class_="health health-paused")
+    assert badge.text == "Paused"
+    assert "Retry-After 600 s" in badge.attrs["title"]
+    assert "3 pending" in cell.text
+    assert "resumes" in cell.text
+    integrations = (await admin.get(INTEGRATIONS)).page
+    assert integrations.one("span", class_="health health-paused").text == "1 paused"
+
+
+async def test_resend_failed_deliveries_shows_the_count_asks_and_queues_them(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await make_webhook(server, receiver.url)
+    receiver.default = (400, "refused", {})
+    for number in range(2):
+        await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
+    await server.deliver()
+    errors = f"{WEBHOOK}/{created['_id']}/errors"
+
+    page = (await admin.get(errors)).page
+    assert page.one("h2", id="resend-title").text == "Resend 2 failed deliveries?"
+    answer = await admin.post(f"{WEBHOOK}/{created['_id']}/replay", {"csrf": page.csrf})
+    assert answer.status == 303
+    assert answer.location == errors + "?resent=2"
+    shown = (await admin.get(answer.location)).page
+    assert shown.one("div", class_="alert alert-success").text == (
+        "Queued 2 failed deliveries to send again."
+    )
+
+    receiver.default = (200, "ok", {})
+    receiver.requests.clear()
+    await server.deliver()
+    assert sorted(r.json()["_id"] for r in receiver.requests) == ["e0", "e1"]
+    assert not (await admin.get(errors)).page.find("dialog", id="resend")  # none failed now
+
+
+async def test_resending_needs_a_writer_and_the_csrf_token(
+    server: Server, web: WebClient, receiver: Receiver
+) -> None:
+    created = await make_webhook(server, receiver.url)
+    receiver.default = (400, "refused", {})
+    await server.call("POST", "/api/v2/events", flag_event("e0"))
+    await server.deliver()
+    _, reader = await token(server, Role.READER)
+    assert (await web.sign_in(reader)).status == 303
+    errors = f"{WEBHOOK}/{created['_id']}/errors"
+    page = (await web.get(errors)).page
+    assert not page.find("dialog", id="resend")
+    answer = await web.post(f"{WEBHOOK}/{created['_id']}/replay", {"csrf": page.csrf})
+    assert answer.status == 403
+    assert (await server.runtime.store.deliveries.counts())[DeliveryState.FAILED] == 1

@@ -4,7 +4,7 @@ One breaker per configuration, its state kept in the database so every worker se
 
     closed ──failure──► closed, failing (count) ──`threshold` in a row──► open (paused)
        ▲                                                                     │ at `paused_until`
-       └────────────── success (any attempt) ◄──── probe: one real delivery ◄┘
+       └───── success (while closed: any attempt) ◄─ probe: one real delivery ◄┘
                                                     └─ probe fails: open again, longer
 
     a 429 or 503 with Retry-After ─► open until then (capped), whatever the count
@@ -99,7 +99,9 @@ class BreakerPolicy:
         if state.off:
             return BreakerDecision(state, BreakerAction.NONE, hold=not outcome.ok)
         if outcome.ok:
-            if state == Breaker(since=state.since):
+            if state == Breaker(since=state.since) or (state.paused and not outcome.probe):
+                # Healthy already; or paused, where only the probe speaks: an attempt sent
+                # before the pause proves little, and a receiver that asked to wait is obeyed.
                 return BreakerDecision(state, BreakerAction.NONE)
             return BreakerDecision(Breaker(since=outcome.at), BreakerAction.RESUMED)
         failures = state.failures + 1

@@ -1,8 +1,9 @@
-"""The `pushgate` command: serve, worker, migrate, token, status, validate."""
+"""The `pushgate` command: serve, worker, migrate, token, status, replay, validate."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from datetime import UTC, datetime
 from types import FrameType
@@ -12,14 +13,18 @@ import structlog
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pushgate.app import create_app
 from pushgate.clock import system_clock
-from pushgate.configurations import open_config
-from pushgate.domain import Role
-from pushgate.errors import RequestError
+from pushgate.configurations import health_of, open_config
+from pushgate.domain import DeliveryState, Role
+from pushgate.errors import InvalidRequest, RequestError
 from pushgate.logs import configure
+from pushgate.replay import ReplayWindow
+from pushgate.replay import replay as run_replay
 from pushgate.runtime import running
 from pushgate.settings import Settings
 from pushgate.store import Store
@@ -138,31 +143,120 @@ def token_create(
 
 @app.command()
 def status() -> None:
-    """Show every configuration's status: success and error counts, most recent of each."""
+    """Show every configuration's health and status: pending deliveries, success and error
+    counts, most recent of each."""
     settings = _settings()
 
     async def main() -> None:
         async with running(settings, with_worker=False) as runtime:
             rows = await runtime.store.configurations.all()
-        table = Table(
-            "integration", "name", "on", "successes", "last success", "errors", "last error"
-        )
-        table.add_column("id", no_wrap=True, min_width=24)
+        now = system_clock()
+        # Four columns, each a few short lines, so that it reads at 80 columns.
+        table = Table("configuration", "health", "delivered", "errors", show_lines=True)
         for row in rows:
-            st = row.status
+            st, health = row.status, health_of(row)
+            lines = [f"[bold]{health.state.value}[/bold]", f"{health.pending} pending"]
+            if health.resumes_at is not None:
+                lines.append(f"resumes {_ago(health.resumes_at, now)}")
+            if health.reason:
+                lines.append(f"[dim]{escape(health.reason)}[/dim]")
             table.add_row(
-                row.integration_key,
-                row.name,
-                "on" if row.on else "off",
-                str(st.success_count),
-                _when(st.last_success),
-                str(st.error_count),
-                _when(st.last_error),
-                row.id,
+                f"{escape(row.name)}\n[dim]{row.integration_key}[/dim]\n{row.id}",
+                "\n".join(lines),
+                f"{st.success_count}\n{_ago(st.last_success, now)}",
+                f"{st.error_count}\n{_ago(st.last_error, now)}",
             )
         Console().print(table)
 
     asyncio.run(main())
+
+
+@app.command()
+def replay(
+    integration_key: Annotated[str, typer.Argument(help="e.g. webhook, datadog")],
+    configuration_id: Annotated[str, typer.Argument(help="the configuration's _id")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Event time from: 2h, 30m, 7d ago, an ISO date-time, or Unix ms."),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Event time before (same forms).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before queueing.")] = False,
+) -> None:
+    """Send a configuration's failed deliveries again, then show them going out.
+
+    Matches the deliveries that ended failed (retries exhausted or refused) whose event time
+    is in the window; each starts a fresh retry schedule. A running worker sends them.
+    """
+    settings = _settings()
+
+    async def main() -> bool:
+        async with running(settings, with_worker=False) as runtime:
+            row = await runtime.store.configurations.get(integration_key, configuration_id)
+            now = runtime.clock()
+            window = ReplayWindow(_moment(since, now, "--since"), _moment(until, now, "--until"))
+            found = await run_replay(
+                runtime.store, row.id, dataclasses.replace(window, dry_run=True), now=now
+            )
+            err.print(f"{found.matched} failed deliveries of “{row.name}” match.")
+            if not found.matched:
+                return True
+            if not yes and not typer.confirm("Send them again?"):
+                err.print("Nothing was queued.")
+                return False
+            done = await run_replay(runtime.store, row.id, window, now=runtime.clock())
+            err.print(
+                f"Queued {done.queued}. Waiting for a worker to send them "
+                "(Ctrl-C stops watching; they stay queued)."
+            )
+            states = await _watch(runtime.store, done.delivery_ids)
+        failed = states[DeliveryState.FAILED] + states[DeliveryState.CANCELLED]
+        err.print(
+            f"[green]{states[DeliveryState.SUCCEEDED]} delivered[/green], "
+            f"{'[red]' if failed else ''}{failed} failed again{'[/red]' if failed else ''}."
+        )
+        return not failed
+
+    try:
+        ok = asyncio.run(main())
+    except RequestError as error:
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _watch(store: Store, delivery_ids: list[int]) -> dict[DeliveryState, int]:
+    """A progress bar until none of these deliveries is pending; their final states."""
+    with Progress(
+        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as progress:
+        bar = progress.add_task("replay", total=len(delivery_ids))
+        while True:
+            states = await store.deliveries.states(delivery_ids)
+            progress.update(bar, completed=len(delivery_ids) - states[DeliveryState.PENDING])
+            if not states[DeliveryState.PENDING]:
+                return states
+            await asyncio.sleep(WATCH_INTERVAL)
+
+
+def _moment(value: str | None, now: int, option: str) -> int | None:
+    """`2h` / `30m` / `7d` / `90s` ago, an ISO 8601 date-time (UTC unless it says), or Unix ms."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    unit = _UNITS.get(text[-1:])
+    if unit is not None and text[:-1].replace(".", "", 1).isdigit():
+        return now - round(float(text[:-1]) * unit)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{option}: {value!r} is not a time; use 2h, 30m, 7d, an ISO date-time or Unix ms"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
 
 
 @app.command()
@@ -190,7 +284,26 @@ def validate(
     raise typer.Exit(0 if ok else 1)
 
 
-def _when(ms: int | None) -> str:
+# Milliseconds per unit of `--since 2h` and the like.
+_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+# Seconds between two looks at a replay's progress.
+WATCH_INTERVAL = 0.5
+
+
+def _ago(ms: int | None, now: int) -> str:
+    """ "3m ago", "in 20s", "2026-11-30" (older than a week), or "never"."""
     if ms is None:
         return "never"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    seconds = (now - ms) / 1000
+    if abs(seconds) >= 7 * 86_400:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+    unit, size = next(
+        (
+            (unit, size)
+            for unit, size in (("d", 86_400), ("h", 3600), ("m", 60))
+            if abs(seconds) >= size
+        ),
+        ("s", 1),
+    )
+    amount = f"{int(abs(seconds) // size)}{unit}"
+    return f"{amount} ago" if seconds >= 0 else f"in {amount}"

@@ -21,6 +21,7 @@ from pushgate.configurations import configuration_json, open_config
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations.base import SECRET_MASK, Integration, IntegrationConfig
 from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
+from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.validation import validate
@@ -255,3 +256,15 @@ async def delete_configuration(
         f"{INTEGRATIONS}?open={integration.key}&deleted={quote(row.name)}"
         f"#integration-{integration.key}"
     )
+
+
+@router.post(INTEGRATIONS + "/{integration_key}/{configuration_id}/replay")
+async def resend_failed(
+    integration_key: str, configuration_id: str, _session: WriterDep, rt: RuntimeDep
+) -> Response:
+    """Resend failed deliveries: queue every delivery of the configuration that ended failed."""
+    row = await rt.store.configurations.get(integration_key, configuration_id)
+    result = await replay(rt.store, row.id, ReplayWindow(), now=rt.clock())
+    if result.queued:
+        rt.wake_worker()
+    return see_other(f"{INTEGRATIONS}/{integration_key}/{row.id}/errors?resent={result.queued}")

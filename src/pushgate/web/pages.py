@@ -9,7 +9,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from pushgate.api.deps import RuntimeDep
+from pushgate.configurations import health_of
+from pushgate.domain import HealthState
 from pushgate.integrations.base import Integration
+from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.web.routing import WebRoute, local_path, see_other
@@ -41,6 +44,15 @@ class IntegrationView:
     integration: Integration[Any]
     rows: list[ConfigurationRow]
     expanded: bool
+
+    def troubled(self) -> dict[str, int]:
+        """How many of its configurations are paused, off or failing (shown on the row)."""
+        states = [health_of(row).state for row in self.rows]
+        return {
+            state.value: states.count(state)
+            for state in (HealthState.PAUSED, HealthState.OFF, HealthState.FAILING)
+            if state in states
+        }
 
 
 def _login_page(
@@ -179,12 +191,18 @@ async def error_log(
     session: SessionDep,
     rt: RuntimeDep,
     before: Annotated[int | None, Query(ge=1)] = None,
+    resent: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
-    """A configuration's most recent errors, newest first, a page at a time."""
+    """A configuration's most recent errors, newest first, a page at a time; with "Resend
+    failed deliveries" (it shows how many first). `resent` is set by that action's redirect."""
     integration = rt.catalog.get(integration_key)
     row = await rt.store.configurations.get(integration_key, configuration_id)
     entries = await rt.store.configurations.errors(row.id, limit=ERRORS_PER_PAGE, before=before)
     older = entries[-1].id if len(entries) == ERRORS_PER_PAGE else None
+    failed = await replay(rt.store, row.id, ReplayWindow(dry_run=True), now=rt.clock())
+    flash = None
+    if resent is not None:
+        flash = f"Queued {resent:,} failed deliver{'y' if resent == 1 else 'ies'} to send again."
     context = {
         "session": session,
         "integration": integration,
@@ -192,5 +210,7 @@ async def error_log(
         "entries": entries,
         "older": older,
         "paged": before is not None,
+        "failed": failed.matched,
+        "flash": flash,
     }
     return renderer().page(request, "errors.html", context)

@@ -21,6 +21,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from pushgate.configurations import health_of
+
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 # Bodies longer than this (characters or lines) are folded behind "Show full body".
@@ -125,6 +127,7 @@ def _environment() -> jinja2.Environment:
     env.globals["timestamp"] = timestamp
     env.globals["dom_id"] = dom_id
     env.globals["hue"] = hue
+    env.globals["health"] = health_of
     env.filters["readable_body"] = readable_body
     env.filters["status_phrase"] = status_phrase
     env.filters["thousands"] = lambda n: f"{n:,}"
