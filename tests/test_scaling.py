@@ -344,3 +344,95 @@ async def _enqueue(settings: Settings, receiver: Receiver, *, events: int) -> No
         await create(rt.services, "webhook", body, now=system_clock())
         batch = {"items": [flag_event(f"e{i}") for i in range(events)]}
         await ingest(rt.store, batch, now=system_clock())
+
+
+# With default settings (leases of 10 s renewed every 3.3 s), what a dead process held goes
+# out again within this long after it died.
+RECOVERY_SECONDS = 15
+
+
+async def serve_ready(launch: Launch, name: str) -> tuple[Pushgate, Api, aiohttp.ClientSession]:
+    """`pushgate serve` (with its worker) on a free port, answering."""
+    port = free_port()
+    node = await launch(name, "serve", "--port", str(port))
+    session = aiohttp.ClientSession()
+    url = f"http://127.0.0.1:{port}"
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                async with session.get(url + "/readyz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                pass
+            assert node.process.returncode is None, node.log.read_text()
+            await asyncio.sleep(0.1)
+    return node, Api(url, session), session
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_after_kill_9_the_restarted_process_delivers_what_the_dead_one_held(
+    receiver: Receiver, launch: Launch
+) -> None:
+    receiver.gate = asyncio.Event()  # the first process's requests are never answered
+    first, api, session = await serve_ready(launch, "first")
+    try:
+        created = await api.call(
+            "POST",
+            "/api/v2/integrations/webhook",
+            {"name": "receiver", "on": True, "config": {"url": receiver.url}},
+        )
+        await api.call("POST", "/api/v2/events", {"items": [flag_event(f"e{i}") for i in range(3)]})
+        await receiver.wait_for(3)  # all three held by the first process, in flight
+    finally:
+        await session.close()
+    first.process.kill()
+    await first.process.wait()
+    killed_at = asyncio.get_running_loop().time()
+    receiver.gate.set()
+
+    second, api, session = await serve_ready(launch, "second")
+    try:
+
+        async def delivered() -> bool:
+            return (await api.status(created["_id"]))["successCount"] == 3
+
+        await eventually(delivered, within=RECOVERY_SECONDS)
+    finally:
+        await session.close()
+    took = asyncio.get_running_loop().time() - killed_at
+    assert took < RECOVERY_SECONDS
+    assert sorted({r.json()["_id"] for r in receiver.requests}) == ["e0", "e1", "e2"]
+    assert await second.terminate() == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_after_kill_9_a_surviving_worker_delivers_what_the_dead_one_held(
+    api: Api, receiver: Receiver, launch: Launch
+) -> None:
+    receiver.gate = asyncio.Event()
+    victim = await launch("victim", "worker")
+    await victim.logged("listener.listening")
+    created = await api.call(
+        "POST",
+        "/api/v2/integrations/webhook",
+        {"name": "receiver", "on": True, "config": {"url": receiver.url}},
+    )
+    await api.call("POST", "/api/v2/events", {"items": [flag_event(f"e{i}") for i in range(3)]})
+    await receiver.wait_for(3)  # the only worker holds all three
+    survivor = await launch("survivor", "worker", log_level="debug")
+    await survivor.logged("listener.listening")
+
+    victim.process.kill()
+    await victim.process.wait()
+    killed_at = asyncio.get_running_loop().time()
+    receiver.gate.set()
+
+    async def delivered() -> bool:
+        return (await api.status(created["_id"]))["successCount"] == 3
+
+    await eventually(delivered, within=RECOVERY_SECONDS)
+    assert asyncio.get_running_loop().time() - killed_at < RECOVERY_SECONDS
+    handled = sum(e.get("event") == "delivery.succeeded" for e in survivor.events())
+    assert handled == 3, "the survivor should have delivered them"
+    assert await survivor.terminate() == 0

@@ -405,9 +405,11 @@ class Worker:
 
     async def _record(self, results: list[Result]) -> Recorded:
         async with self._db:
-            return await self._store.deliveries.record(
+            recorded = await self._store.deliveries.record(
                 results, owner=self._owner, breaker=self._breaker
             )
+        self._outage.succeeded()
+        return recorded
 
     async def _flush(self) -> None:
         holding = self._schedule.held_lanes()  # their reason is among what this flush records
