@@ -80,6 +80,7 @@ async def pushgate(url: str, n: int, concurrency: int, data_dir: Path, database_
         database_url=database_url,
         outbound_allow="127.0.0.0/8",
         worker_concurrency=concurrency,
+        configuration_concurrency=concurrency,  # one configuration: let it use every slot
         secret_key="b" * 40,
     )
     async with running(settings, with_worker=False) as rt:
