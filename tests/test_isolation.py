@@ -325,3 +325,28 @@ async def test_health_starts_healthy_and_says_failing_before_the_breaker_opens(
         "since": server.clock(),
         "pending": 1,
     }
+
+
+async def test_exactly_one_claim_gets_the_probe_of_a_paused_configuration(
+    server: Server, receiver: Receiver, settings_factory: Callable[..., Settings]
+) -> None:
+    receiver.default = (500, "down", {})
+    await webhook(server, receiver.url)
+    await post(server, *(f"e{i}" for i in range(5)))
+    worker = server.runtime.new_worker(
+        settings_factory(breaker_threshold=1, configuration_concurrency=1)
+    )
+    await worker.run_until_idle()
+    server.clock.advance(5)
+    async with running(server.runtime.settings, with_worker=False, clock=server.clock) as other:
+        claims = await asyncio.gather(
+            *(
+                store.deliveries.claim_due(
+                    owner=f"w{i}", now=server.clock(), limit=10, lease_ms=10_000
+                )
+                for i, store in enumerate([server.runtime.store, other.store] * 2)
+            )
+        )
+    handed = [d for claim in claims for d in claim.deliveries]
+    assert len(handed) == 1
+    assert handed[0].probe
