@@ -244,8 +244,8 @@ class EveryKind(IntegrationConfig):
 
 
 def test_the_panel_renders_a_control_for_each_kind_of_field() -> None:
-    from pushgate.integrations.base import form_fields
     from pushgate.domain import Role
+    from pushgate.integrations.base import form_fields
     from pushgate.web.editing import Panel
     from pushgate.web.session import Identity, Session
     from webpage import Page

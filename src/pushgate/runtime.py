@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 import structlog
 
 from pushgate.clock import Clock, system_clock
-from pushgate.configurations import Services
+from pushgate.configurations import Services, seal_plain_secrets
 from pushgate.delivery.engine import Engine
 from pushgate.delivery.transport import Transport
 from pushgate.delivery.worker import Worker
 from pushgate.domain import Role
 from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
+from pushgate.outbound import OutboundPolicy
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import STATUS_SHARDS, Store, TokenRow
@@ -108,7 +109,13 @@ async def running(
     store = await Store.open(settings, status_shard=random.randrange(STATUS_SHARDS))
     transport = Transport(settings)
     try:
-        services = Services(catalog or default_catalog(), store, load_secret_box(settings))
+        services = Services(
+            catalog or default_catalog(),
+            store,
+            load_secret_box(settings),
+            OutboundPolicy(settings.outbound_allow),
+        )
+        await seal_plain_secrets(services, now=clock())
         engine = Engine(
             transport, Endpoints(settings.endpoint_overrides), link_base_url=settings.link_base_url
         )

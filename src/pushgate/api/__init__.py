@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from pushgate.api import configurations, events, manifests, system, tokens
-from pushgate.errors import RequestError
+from pushgate.api import configurations, docs, events, manifests, system, tokens
+from pushgate.errors import RateLimited, RequestError
 
 log = structlog.get_logger("pushgate.api")
 
@@ -20,7 +20,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "optimistic_locking_error",
-    413: "request_entity_too_large",
+    413: "request_too_large",
     415: "unsupported_media_type",
 }
 
@@ -32,7 +32,10 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 async def _request_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
-    return error_response(error.status, error.code, error.message)
+    response = error_response(error.status, error.code, error.message)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def _http_error(_request: Request, error: Exception) -> JSONResponse:
@@ -61,5 +64,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (configurations, events, manifests, tokens, system):
+    for module in (configurations, events, manifests, tokens, system, docs):
         app.include_router(module.router)

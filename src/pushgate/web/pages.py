@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from pushgate.api.deps import RuntimeDep
 from pushgate.integrations.base import Integration
+from pushgate.limits import MAX_ROW_ID
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.web.routing import WebRoute, local_path, see_other
@@ -178,7 +179,7 @@ async def error_log(
     configuration_id: str,
     session: SessionDep,
     rt: RuntimeDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
 ) -> Response:
     """A configuration's most recent errors, newest first, a page at a time."""
     integration = rt.catalog.get(integration_key)
