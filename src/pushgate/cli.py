@@ -18,7 +18,8 @@ from pushgate.app import create_app
 from pushgate.clock import system_clock
 from pushgate.configurations import open_config
 from pushgate.domain import Role
-from pushgate.errors import RequestError
+from pushgate.errors import InvalidRequest, RequestError
+from pushgate.limits import NAME_LIMIT, check_text
 from pushgate.logs import configure
 from pushgate.runtime import running
 from pushgate.settings import Settings
@@ -67,6 +68,10 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
+            # The client address (failed sign-ins are counted per address) and the scheme come
+            # from X-Forwarded-For and -Proto only when a trusted proxy sent them.
+            proxy_headers=True,
+            forwarded_allow_ips=[str(network) for network in settings.trusted_proxies],
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -124,6 +129,10 @@ def token_create(
 ) -> None:
     """Create a token and print only its value on stdout (it is not shown again)."""
     settings = _settings()
+    try:
+        check_text(name, "name", limit=NAME_LIMIT)
+    except InvalidRequest as error:
+        raise typer.BadParameter(error.message, param_hint="--name") from None
 
     async def main() -> str:
         store = await Store.open(settings)

@@ -37,10 +37,16 @@ async def authenticate(request: Request, rt: Runtime) -> Role:
         raise Unauthorized("an Authorization header with an access token is required")
     scheme, _, rest = header.partition(" ")
     value = rest.strip() if scheme.lower() == "bearer" and rest else header
-    token = await rt.token(value)
+    token = await rt.sign_in(value, client_address(request))
     if token is None:
         raise Unauthorized("the access token is not valid")
     return token.role
+
+
+def client_address(request: Request) -> str:
+    """The client's address, as uvicorn gives it: the peer, or the address a trusted proxy
+    names in X-Forwarded-For (`PUSHGATE_TRUSTED_PROXIES`)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def require(role: Role) -> Any:

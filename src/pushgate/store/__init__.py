@@ -1,8 +1,8 @@
 """Persistence: the only package that imports SQLAlchemy or speaks SQL.
 
 `Store` bundles the domain-verb stores over one engine: configurations (with status and error
-log), deliveries (enqueue, claim_due, extend_leases, record, release, listen) and tokens. On
-PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
+log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), tokens and web
+sessions. On PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pushgate.store.configurations import ConfigurationRow, ConfigurationStore, 
 from pushgate.store.database import create_engine, migrate
 from pushgate.store.deliveries import Claimed, DeliveryStore, Failure, Lease, NewEvent, Result
 from pushgate.store.listener import Listener, channel_name
+from pushgate.store.sessions import SessionStore
 from pushgate.store.tables import STATUS_SHARDS
 from pushgate.store.tokens import TokenRow, TokenStore
 
@@ -57,6 +58,7 @@ class Store:
             listener=listener,
         )
         self.tokens = TokenStore(engine)
+        self.sessions = SessionStore(engine)
 
     @classmethod
     async def open(cls, settings: Settings, *, status_shard: int = 0) -> Store:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from pushgate.api.deps import RuntimeDep
+from pushgate.api.deps import RuntimeDep, client_address
+from pushgate.errors import RateLimited
 from pushgate.integrations.base import Integration
 from pushgate.limits import MAX_ROW_ID
 from pushgate.runtime import Runtime
@@ -77,23 +78,37 @@ async def login(request: Request, rt: RuntimeDep) -> Response:
     if not check_login_nonce(request, nonce, rt.clock()):
         message = "The sign-in form expired or did not come from this site. Try again."
         return _login_page(request, rt, next_path=target, message=message, status=403)
-    identity = await identify(rt, token.strip(), signer(request)) if token.strip() else None
+    try:
+        identity = (
+            await identify(rt, token.strip(), signer(request), client_address(request))
+            if token.strip()
+            else None
+        )
+    except RateLimited as error:
+        message = (
+            "Too many wrong access tokens were tried from your address. "
+            f"Wait {error.retry_after} seconds, then try again."
+        )
+        page = _login_page(request, rt, next_path=target, message=message, status=429)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     if identity is None:
         message = "That access token is not valid. Check it and try again."
         return _login_page(request, rt, next_path=target, message=message, status=401)
     response = see_other(target)
-    start_session(request, response, identity, rt.clock())
+    await start_session(request, response, rt, identity)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, rt: RuntimeDep) -> Response:
-    """End the session (a session that already ended just goes to the sign-in page)."""
+    """End the session on the server and in the browser (a session that already ended just
+    goes to the sign-in page)."""
     session = await current_session(request, rt)
     if session is not None:
         await check_csrf(request, session)
     response = see_other("/login?signed_out=true")
-    end_session(response)
+    await end_session(response, rt, session)
     return response
 
 
