@@ -11,6 +11,7 @@ from typing import Annotated
 import structlog
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -36,7 +37,14 @@ log = structlog.get_logger("pushgate.cli")
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # One line per wrong variable, naming it; never the value (it may be a secret).
+        for problem in error.errors():
+            where = f"PUSHGATE_{str(problem['loc'][0]).upper()}" if problem["loc"] else "settings"
+            err.print(f"[red]{where}[/red]: {problem['msg'].removeprefix('Value error, ')}")
+        raise typer.Exit(2) from None
     configure(settings.log_level)
     return settings
 

@@ -36,7 +36,10 @@ def _split_commas(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every knob of a pushgate process. Environment variable = `PUSHGATE_` + field name."""
 
-    model_config = SettingsConfigDict(env_prefix="PUSHGATE_", extra="ignore", frozen=True)
+    # Inputs stay out of error messages: they may be secrets (PUSHGATE_ADMIN_TOKEN, _SECRET_KEY).
+    model_config = SettingsConfigDict(
+        env_prefix="PUSHGATE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path("data"),
