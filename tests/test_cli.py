@@ -46,7 +46,7 @@ def test_invalid_setting_stops_with_the_variable_named(env: dict[str, str]) -> N
         timeout=60,
     )
     assert done.returncode != 0
-    assert "retry_schedule" in done.stderr
+    assert "PUSHGATE_RETRY_SCHEDULE" in done.stderr
 
 
 def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
