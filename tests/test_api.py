@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import Server
+from pushgate.configurations import open_config
 
 HOOK = "/api/v2/integrations/webhook"
 DATADOG = "/api/v2/integrations/datadog"
@@ -37,7 +38,7 @@ async def test_create_returns_launchdarkly_shape(server: Server) -> None:
     assert created["name"] == "hook"
     assert created["on"] is True
     assert created["tags"] == ["ops"]
-    assert created["config"] == {"url": "https://example.com/h"}
+    assert created["config"] == {"url": "https://example.com/********"}  # a secret URL
     assert created["statements"] == [
         {"effect": "allow", "resources": ["proj/*:env/production:flag/*"], "actions": ["*"]}
     ]
@@ -64,7 +65,11 @@ async def test_list_get_patch_delete(server: Server) -> None:
     )
     assert status == 200, patched
     assert (patched["name"], patched["on"], patched["tags"]) == ("renamed", True, ["new"])
-    assert patched["config"]["url"] == "https://example.com/other"
+    assert patched["config"]["url"] == "https://example.com/********"
+    row = await server.runtime.store.configurations.get("webhook", created["_id"])
+    assert open_config(server.runtime.services, row).url.get_secret_value() == (  # type: ignore[attr-defined]
+        "https://example.com/other"
+    )
 
     status, body = await server.call("DELETE", path)
     assert (status, body) == (204, None)
@@ -235,8 +240,6 @@ async def test_secret_is_masked_and_kept_when_the_mask_is_sent_back(server: Serv
     row = await server.runtime.store.configurations.get("datadog", created["_id"])
     assert "dd-secret-value-1234" not in str(row.config)
     assert "dd-secret-value-1234" not in (row.secrets or "")  # sealed at rest
-    from pushgate.configurations import open_config
-
     config = open_config(server.runtime.services, row)
     assert config.api_key.get_secret_value() == "dd-secret-value-1234"  # type: ignore[attr-defined]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from conftest import Receiver, Server, flag_event
 from pushgate.domain import DeliveryState
+from pushgate.runtime import running
+from pushgate.settings import Settings
 
 
 async def make_webhook(server: Server, url: str, **body: Any) -> dict[str, Any]:
@@ -251,13 +254,27 @@ async def test_error_log_keeps_the_newest_entries_and_exact_totals(
 
 
 @pytest.mark.parametrize("blocked", ["http://10.1.2.3/hook", "http://169.254.169.254/latest"])
-async def test_private_targets_are_refused_without_allow_list(server: Server, blocked: str) -> None:
-    created = await make_webhook(server, blocked)
+async def test_private_targets_are_refused_when_saved(server: Server, blocked: str) -> None:
+    payload = {"name": "hook", "on": True, "config": {"url": blocked}}
+    status, answer = await server.call("POST", "/api/v2/integrations/webhook", payload)
+    assert status == 400
+    assert answer["message"].startswith("config.url: ")
+    assert "outbound policy" in answer["message"]
+
+
+async def test_a_saved_target_the_policy_refuses_now_fails_at_delivery(
+    server: Server, receiver: Receiver, settings_factory: Callable[..., Settings]
+) -> None:
+    created = await make_webhook(server, receiver.url + "/hook")  # 127.0.0.0/8 is allowed here
     await server.call("POST", "/api/v2/events", flag_event("e1"))
-    await server.deliver()
+    narrower = settings_factory(outbound_allow="")  # a worker whose operator allows nothing
+    async with running(narrower, with_worker=False, clock=server.clock) as worker_process:
+        await worker_process.new_worker().run_until_idle()
     error = (await status_of(server, created))["errors"][0]
-    assert "outbound policy" in error["hint"] or "private" in error["error"]
+    assert "outbound policy" in error["error"]
+    assert "PUSHGATE_OUTBOUND_ALLOW" in error["hint"]
     assert error["willRetry"] is False
+    assert receiver.requests == []
 
 
 async def test_retention_prunes_finished_events_and_keeps_pending_ones_and_counters(

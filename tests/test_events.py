@@ -81,7 +81,7 @@ def context_of(entry: dict[str, Any], link_base_url: str | None = LD) -> EventCo
         ({"accesses": [{"action": "updateOn", "resource": 7}]}, "body.accesses[0].resource: must"),
         ({"accesses": [{"resource": "proj/web"}]}, "body.accesses[0].action: must be a string"),
         ({"accesses": [access("proj/web", action="")]}, "body.accesses[0].action: must not be"),
-        ({"accesses": [], "kind": 5}, "body.kind: must be a non-empty string"),
+        ({"accesses": [], "kind": 5}, "body.kind: must be a string"),
         ({"accesses": [], "title": 3}, "body.title: must be a string"),
         ({"accesses": [], "comment": ["x"]}, "body.comment: must be a string"),
         ({"accesses": [], "member": "ana"}, "body.member: must be an object"),

@@ -9,9 +9,10 @@ import pytest
 from aiohttp import web
 
 from conftest import free_port
-from pushgate.delivery.transport import OutboundPolicy, Transport
+from pushgate.delivery.transport import Transport
 from pushgate.errors import BlockedTarget, TransportError
 from pushgate.integrations.base import OutboundRequest
+from pushgate.outbound import OutboundPolicy
 from pushgate.settings import Settings
 
 

@@ -235,7 +235,7 @@ async def test_adding_a_configuration_saves_it_and_shows_it(
     assert item["name"] == "Deploy hook"
     assert item["on"] is True
     assert item["tags"] == ["team-a", "prod"]
-    assert item["config"] == {"url": receiver.url}
+    assert item["config"] == {"url": receiver.url + "/********"}  # a secret URL: only the host
     assert item["statements"] == [
         {"effect": "allow", "resources": ["proj/*:env/production:flag/*"], "actions": ["*"]}
     ]
@@ -291,23 +291,25 @@ async def test_a_missing_name_is_shown_beside_the_name(
 async def test_editing_keeps_a_masked_secret_and_replaces_a_retyped_one(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
-    created = await make_webhook(server, receiver.url, config={"url": receiver.url, "secret": "s1"})
+    created = await make_webhook(
+        server, receiver.url, config={"url": receiver.url, "secret": "s1-secret"}
+    )
     edit_url = f"{WEBHOOK}/{created['_id']}/edit"
     page = (await admin.get(edit_url)).page
     assert page.one("h2", id="panel-title").text == "Edit configuration"
     assert page.value_of("config.secret") == "********"
-    assert "s1" not in page.html
+    assert "s1-secret" not in page.html
     form = webhook_form(page.csrf, receiver.url, name="renamed", **{"config.secret": "********"})
     form["version"] = page.value_of("version")
     assert (await admin.post(edit_url, form)).status == 303
     row = await server.runtime.store.configurations.get("webhook", created["_id"])
     assert row.name == "renamed"
-    assert open_config(server.runtime.services, row).secret.get_secret_value() == "s1"
+    assert open_config(server.runtime.services, row).secret.get_secret_value() == "s1-secret"
 
-    form.update({"config.secret": "s2", "version": str(row.version)})
+    form.update({"config.secret": "s2-secret", "version": str(row.version)})
     assert (await admin.post(edit_url, form)).status == 303
     row = await server.runtime.store.configurations.get("webhook", created["_id"])
-    assert open_config(server.runtime.services, row).secret.get_secret_value() == "s2"
+    assert open_config(server.runtime.services, row).secret.get_secret_value() == "s2-secret"
 
 
 async def test_saving_over_a_change_made_since_opening_asks_first(
@@ -395,7 +397,9 @@ async def test_validate_connection_with_an_invalid_form_names_the_fields(admin: 
 async def test_validate_connection_of_a_saved_configuration_uses_the_saved_secret(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
-    created = await make_webhook(server, receiver.url, config={"url": receiver.url, "secret": "s1"})
+    created = await make_webhook(
+        server, receiver.url, config={"url": receiver.url, "secret": "s1-secret"}
+    )
     form = webhook_form(
         await admin.csrf(), receiver.url + "/typed", **{"config.secret": "********"}
     )

@@ -257,7 +257,7 @@ def test_the_panel_renders_a_control_for_each_kind_of_field() -> None:
     fields = form_fields(EveryKind)
     form = ConfigurationForm.submitted(fields, {"config.token": "********", "config.flag": "true"})
     panel = Panel(Everything(), fields, form, "abc", frozenset({"token"}), {"config.size": "Bad."})
-    session = Session(Identity("admin:x", "me", Role.ADMIN), "csrf", 0)
+    session = Session(Identity("admin:x", "me", Role.ADMIN), "csrf", 0, "sid")
     html = renderer().env.get_template("_panel.html").render(panel=panel, session=session)
     page = Page(html)
     assert page.one(name="config.url").attrs["type"] == "url"

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from conftest import POSTGRES_URL, Database, Receiver, Server, flag_event
+from pushgate.configurations import create
 from pushgate.delivery.worker import Worker, default_owner
 from pushgate.domain import DeliveryState
 from pushgate.runtime import running
@@ -214,11 +215,11 @@ async def test_configuration_sealed_with_another_key_fails_its_deliveries_not_th
         {"name": "signed", "on": True, "config": {"url": receiver.url, "secret": "s3cret-value"}},
     )
     assert status == 201
-    await make_webhook(server, receiver.url)  # no secret: readable with any key
-    await post_events(server, "e1")
-
     other_key = settings_factory(secret_key="another-key-" + "x" * 30)
     async with running(other_key, with_worker=False, clock=server.clock) as other_process:
+        body = {"name": "hook", "on": True, "config": {"url": receiver.url}}
+        await create(other_process.services, "webhook", body, now=server.clock())  # its own key
+        await post_events(server, "e1")
         await other_process.new_worker().run_until_idle()
 
     assert len(receiver.requests) == 1  # the readable configuration got its event

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import pushgate.web
 from pushgate import api
 from pushgate.clock import Clock, system_clock
+from pushgate.middleware import BodyLimit, PageHeaders
 from pushgate.runtime import ensure_admin_token, running
 from pushgate.settings import Settings
 
@@ -30,10 +31,13 @@ def create_app(
         title="pushgate",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # api/docs.py serves it, with a Content-Security-Policy
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # pushgate has no OAuth2 sign-in
         openapi_url="/api/openapi.json",
     )
     api.install(app)
     pushgate.web.install(app)
+    app.add_middleware(PageHeaders)
+    app.add_middleware(BodyLimit, limit=settings.request_size_limit)
     return app

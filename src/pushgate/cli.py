@@ -12,6 +12,7 @@ from typing import Annotated
 import structlog
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,6 +23,7 @@ from pushgate.clock import system_clock
 from pushgate.configurations import health_of, open_config
 from pushgate.domain import DeliveryState, Role
 from pushgate.errors import InvalidRequest, RequestError
+from pushgate.limits import NAME_LIMIT, check_text
 from pushgate.logs import configure
 from pushgate.replay import ReplayWindow
 from pushgate.replay import replay as run_replay
@@ -40,7 +42,14 @@ log = structlog.get_logger("pushgate.cli")
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # One line per wrong variable, naming it; never the value (it may be a secret).
+        for problem in error.errors():
+            where = f"PUSHGATE_{str(problem['loc'][0]).upper()}" if problem["loc"] else "settings"
+            err.print(f"[red]{where}[/red]: {problem['msg'].removeprefix('Value error, ')}")
+        raise typer.Exit(2) from None
     configure(settings.log_level)
     return settings
 
@@ -72,6 +81,10 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
+            # The client address (failed sign-ins are counted per address) and the scheme come
+            # from X-Forwarded-For and -Proto only when a trusted proxy sent them.
+            proxy_headers=True,
+            forwarded_allow_ips=[str(network) for network in settings.trusted_proxies],
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -129,6 +142,10 @@ def token_create(
 ) -> None:
     """Create a token and print only its value on stdout (it is not shown again)."""
     settings = _settings()
+    try:
+        check_text(name, "name", limit=NAME_LIMIT)
+    except InvalidRequest as error:
+        raise typer.BadParameter(error.message, param_hint="--name") from None
 
     async def main() -> str:
         store = await Store.open(settings)

@@ -7,20 +7,24 @@ the same way wherever it is made or changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonpatch
+import structlog
 
 from pushgate.domain import TURNED_OFF, HealthState
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations import Catalog
-from pushgate.integrations.base import Integration, IntegrationConfig, secret_fields
+from pushgate.integrations.base import SECRET_MASK, Integration, IntegrationConfig, secret_fields
+from pushgate.limits import MAX_TAGS, NAME_LIMIT, TAG_LIMIT, check_text
+from pushgate.outbound import OutboundPolicy
 from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
 from pushgate.sealing import SecretBox
 from pushgate.store import ConfigurationRow, ErrorEntry, Status, Store
 
-NAME_LIMIT = 256
+log = structlog.get_logger("pushgate.configurations")
 # The top-level members a JSON Patch may touch, as in LaunchDarkly's API.
 PATCHABLE = ("name", "on", "tags", "config", "statements")
 _CREATE_KEYS = {"name", "on", "tags", "config", "statements", "url", "apiKey"}
@@ -28,11 +32,13 @@ _CREATE_KEYS = {"name", "on", "tags", "config", "statements", "url", "apiKey"}
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What configuration changes need: the catalog, the store and the secret box."""
+    """What configuration changes need: the catalog, the store, the secret box, and the
+    outbound policy that URLs with a literal address must pass when they are saved."""
 
     catalog: Catalog
     store: Store
     box: SecretBox
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 def open_config(services: Services, row: ConfigurationRow) -> IntegrationConfig:
@@ -57,12 +63,28 @@ def _seal(
     return everything, services.box.seal(hidden) if hidden else None
 
 
+def _check_targets(
+    services: Services, integration: Integration[Any], config: IntegrationConfig
+) -> None:
+    """Refuse a URL whose host is a literal address the outbound policy would refuse at
+    delivery (names are judged when they resolve, at delivery)."""
+    values = integration.dump_config(config, mask=False)
+    for form_field in integration.form():
+        value = values.get(form_field["key"])
+        if form_field["type"] != "uri" or not isinstance(value, str):
+            continue
+        problem = services.outbound.host_problem(urlsplit(value).hostname or "")
+        if problem is not None:
+            raise InvalidRequest(
+                f"config.{form_field['key']}: {problem}; an operator can allow a network with "
+                "PUSHGATE_OUTBOUND_ALLOW"
+            )
+
+
 def _check_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("name: must be a non-empty string")
-    if len(value) > NAME_LIMIT:
-        raise InvalidRequest(f"name: must be at most {NAME_LIMIT} characters")
-    return value.strip()
+    return check_text(value, "name", limit=NAME_LIMIT).strip()
 
 
 def _check_on(value: object) -> bool:
@@ -72,9 +94,16 @@ def _check_on(value: object) -> bool:
 
 
 def _check_tags(value: object) -> list[str]:
+    """At most `MAX_TAGS` tags of 1 to `TAG_LIMIT` characters; no commas (the UI separates
+    tags with them), duplicates dropped."""
     if not isinstance(value, list) or not all(isinstance(tag, str) and tag for tag in value):
         raise InvalidRequest("tags: must be a list of non-empty strings")
-    return list(dict.fromkeys(value))
+    tags = list(dict.fromkeys(value))
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(f"tags: at most {MAX_TAGS} tags, not {len(tags)}")
+    for tag in tags:
+        check_text(tag, "tags", limit=TAG_LIMIT, forbid=",")
+    return tags
 
 
 async def create(
@@ -92,6 +121,7 @@ async def create(
     if "config" not in body:
         raise InvalidRequest("config: required")
     config = integration.parse_config(body["config"])
+    _check_targets(services, integration, config)
     statements = (
         parse_statements(body["statements"])
         if body.get("statements") is not None
@@ -108,6 +138,42 @@ async def create(
         statements=[s.to_json() for s in statements],
         now=now,
     )
+
+
+async def seal_plain_secrets(services: Services, *, now: int) -> int:
+    """Seal secret fields that older versions stored in the clear; returns how many rows.
+
+    A field that became a secret (the Teams and webhook URLs) is still readable where it was
+    stored in the clear (`open_config` reads both), and is moved into the sealed part here, at
+    start-up. A configuration changed meanwhile by another process is left to that change.
+    Nothing is sealed by a process whose key does not open what is sealed already: that would
+    seal them with the wrong key.
+    """
+    rows = await services.store.configurations.all()
+    for row in rows:
+        if row.secrets is None:
+            continue
+        try:
+            services.box.open(row.secrets)
+        except ValueError:
+            log.warning("configuration.secrets_not_sealed", reason="PUSHGATE_SECRET_KEY differs")
+            return 0
+    moved = 0
+    for row in rows:
+        if row.integration_key not in services.catalog:
+            continue
+        integration = services.catalog.get(row.integration_key)
+        if not set(secret_fields(integration.config_model)) & set(row.config):
+            continue
+        public, sealed = _seal(services, integration, open_config(services, row))
+        try:
+            await services.store.configurations.update(row, now=now, config=public, secrets=sealed)
+        except Conflict:
+            continue
+        moved += 1
+    if moved:
+        log.info("configuration.secrets_sealed", configurations=moved)
+    return moved
 
 
 def patch_document(services: Services, row: ConfigurationRow) -> dict[str, Any]:
@@ -146,6 +212,7 @@ async def patch(
         raise InvalidRequest(f"body: {error}") from None
     integration = services.catalog.get(integration_key)
     config = integration.parse_config(document.get("config"), stored=open_config(services, row))
+    _check_targets(services, integration, config)
     public, sealed = _seal(services, integration, config)
     return await services.store.configurations.update(
         row,
@@ -230,6 +297,18 @@ def health_json(row: ConfigurationRow) -> dict[str, Any]:
     return out
 
 
+def _masked_config(
+    services: Services, integration: Integration[Any], row: ConfigurationRow
+) -> dict[str, Any]:
+    """The config as answers show it; secrets this process cannot open (another
+    PUSHGATE_SECRET_KEY) are shown masked all the same, rather than failing the answer."""
+    try:
+        return integration.dump_config(open_config(services, row), mask=True)
+    except ValueError:
+        masked = dict.fromkeys(secret_fields(integration.config_model), SECRET_MASK)
+        return {**row.config, **masked}
+
+
 def configuration_json(services: Services, row: ConfigurationRow) -> dict[str, Any]:
     """A configuration as LaunchDarkly's `Integration` representation (secrets masked)."""
     integration = services.catalog.get(row.integration_key)
@@ -243,7 +322,7 @@ def configuration_json(services: Services, row: ConfigurationRow) -> dict[str, A
         "_id": row.id,
         "kind": row.integration_key,
         "name": row.name,
-        "config": integration.dump_config(open_config(services, row), mask=True),
+        "config": _masked_config(services, integration, row),
         "statements": list(row.statements),
         "on": row.on,
         "tags": list(row.tags),

@@ -6,7 +6,9 @@
     │   ├── Unauthorized              401 unauthorized
     │   ├── Forbidden                 403 forbidden
     │   ├── NotFound                  404 not_found
-    │   └── Conflict                  409 optimistic_locking_error
+    │   ├── Conflict                  409 optimistic_locking_error
+    │   ├── RequestTooLarge           413 request_too_large: the body passed the size limit
+    │   └── RateLimited               429 rate_limited: too many failed sign-ins, wait
     └── DeliveryError                 one attempt of a delivery did not succeed
         ├── RetryableDeliveryError    worth another attempt (408, 429, 5xx, busy vendor)
         │   └── TransportError        no HTTP answer at all (refused, DNS, TLS, timeout)
@@ -66,6 +68,24 @@ class Conflict(RequestError):
 
     code = "optimistic_locking_error"
     status = 409
+
+
+class RequestTooLarge(RequestError):
+    """The request body is larger than `PUSHGATE_REQUEST_SIZE_LIMIT`."""
+
+    code = "request_too_large"
+    status = 413
+
+
+class RateLimited(RequestError):
+    """Too many failed sign-ins from this client address; `retry_after` seconds to wait."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DeliveryError(PushgateError):

@@ -11,6 +11,7 @@ absolute link to the change. Everything here is pure.
 from __future__ import annotations
 
 import html
+import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -23,10 +24,20 @@ from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlsplit
 
 from pushgate.errors import InvalidRequest
+from pushgate.limits import DEFAULT_EVENT_SIZE_LIMIT, check_text
 from pushgate.policy import Access
 
 # One POST is committed in one transaction and held in memory whole; this keeps both bounded.
 MAX_BATCH = 1000
+# `_id` and `kind` are the width of their columns. An `_id` travels in headers (`webhook-id`),
+# so it is visible ASCII; LaunchDarkly's are 24 hex characters.
+ID_LIMIT = 64
+KIND_LIMIT = 64
+_ID = re.compile(rf"[\x21-\x7e]{{1,{ID_LIMIT}}}")
+# Accesses of one entry, and the length of an action or resource: LaunchDarkly entries have a
+# handful, of a few dozen characters.
+MAX_ACCESSES = 100
+ACCESS_TEXT_LIMIT = 1024
 VALIDATION_EVENT_ID_PREFIX = "pushgate-validation-"
 
 # LaunchDarkly ids are 24 hex characters; generated ids look the same (12 random bytes).
@@ -63,13 +74,17 @@ _LIST_MARKER = re.compile(r"^([ \t]*)[*+-][ \t]+", re.MULTILINE)
 _HEADING = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)
 
 
-def parse_entry(raw: object, *, where: str = "body", now_ms: int) -> dict[str, Any]:
+def parse_entry(
+    raw: object, *, where: str = "body", now_ms: int, max_bytes: int = DEFAULT_EVENT_SIZE_LIMIT
+) -> dict[str, Any]:
     """Validate one audit-log entry and return it normalised, as a new dict.
 
-    `_id` becomes a non-empty string (24 random hex characters when absent), `date` integer Unix
-    milliseconds (`now_ms` when absent), `kind` a string (from the first access's resource when
-    absent) and `accesses` a list of `{action, resource}` objects. Known optional fields must have
-    their types; unknown keys are kept. `InvalidRequest` names the place, starting with `where`.
+    `_id` becomes 1 to `ID_LIMIT` visible ASCII characters (24 random hex characters when
+    absent), `date` integer Unix milliseconds (`now_ms` when absent), `kind` a string of at most
+    `KIND_LIMIT` characters (from the first access's resource when absent) and `accesses` a list
+    of at most `MAX_ACCESSES` `{action, resource}` objects. Known optional fields must have
+    their types; unknown keys are kept. The whole entry, as compact JSON, is at most `max_bytes`.
+    `InvalidRequest` names the place, starting with `where`.
     """
     if not isinstance(raw, dict):
         _fail(where, "must be an object")
@@ -79,9 +94,9 @@ def parse_entry(raw: object, *, where: str = "body", now_ms: int) -> dict[str, A
     entry["accesses"] = accesses = _parse_accesses(raw.get("accesses"), f"{where}.accesses")
     kind = raw.get("kind")
     if kind is None:
-        entry["kind"] = _default_kind(accesses[0]["resource"] if accesses else None)
-    elif not isinstance(kind, str) or not kind:
-        _fail(f"{where}.kind", "must be a non-empty string")
+        entry["kind"] = _default_kind(accesses[0]["resource"] if accesses else None)[:KIND_LIMIT]
+    else:
+        check_text(kind, f"{where}.kind", limit=KIND_LIMIT)
     for field in _STRING_FIELDS:
         _check_optional_str(raw.get(field), f"{where}.{field}")
     for field in (*_OBJECT_FIELDS, "member", *_NAMED_FIELDS):
@@ -98,17 +113,27 @@ def parse_entry(raw: object, *, where: str = "body", now_ms: int) -> dict[str, A
     for index, tag in enumerate(tags or []):
         if not isinstance(tag, str):
             _fail(f"{where}.tags[{index}]", "must be a string")
+    size = len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > max_bytes:
+        _fail(
+            where,
+            f"{size} bytes as JSON, more than the event size limit of {max_bytes} "
+            "(PUSHGATE_EVENT_SIZE_LIMIT)",
+        )
     return entry
 
 
-def parse_batch(raw: object, *, now_ms: int) -> list[dict[str, Any]]:
-    """Validate a POSTed body: one entry, or `{"items": [entry, ...]}` with 1..MAX_BATCH entries.
+def parse_batch(
+    raw: object, *, now_ms: int, max_bytes: int = DEFAULT_EVENT_SIZE_LIMIT
+) -> list[dict[str, Any]]:
+    """Validate a POSTed body: one entry, or `{"items": [entry, ...]}` with 1..MAX_BATCH entries,
+    each at most `max_bytes` as JSON.
 
     Places in errors are `body` for a single entry and `items[i]` in a batch. When several entries
     of a batch share an `_id`, the first is kept.
     """
     if not isinstance(raw, dict) or "items" not in raw:
-        return [parse_entry(raw, where="body", now_ms=now_ms)]
+        return [parse_entry(raw, where="body", now_ms=now_ms, max_bytes=max_bytes)]
     items = raw["items"]
     if not isinstance(items, list):
         _fail("body.items", "must be a list of entries")
@@ -116,7 +141,7 @@ def parse_batch(raw: object, *, now_ms: int) -> list[dict[str, Any]]:
         _fail("body.items", f"must hold 1 to {MAX_BATCH} entries, not {len(items)}")
     entries: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(items):
-        entry = parse_entry(item, where=f"items[{index}]", now_ms=now_ms)
+        entry = parse_entry(item, where=f"items[{index}]", now_ms=now_ms, max_bytes=max_bytes)
         entries.setdefault(entry["_id"], entry)
     return list(entries.values())
 
@@ -314,6 +339,8 @@ def _parse_id(raw: object, where: str) -> str:
         return secrets.token_hex(_ID_BYTES)
     if not isinstance(raw, str) or not raw:
         _fail(where, "must be a non-empty string")
+    if not _ID.fullmatch(raw):
+        _fail(where, f"must be 1 to {ID_LIMIT} visible ASCII characters (no spaces)")
     return raw
 
 
@@ -330,6 +357,8 @@ def _parse_date(raw: object, where: str, now_ms: int) -> int:
 def _parse_accesses(raw: object, where: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         _fail(where, "must be a list of {action, resource} objects")
+    if len(raw) > MAX_ACCESSES:
+        _fail(where, f"must hold at most {MAX_ACCESSES} accesses, not {len(raw)}")
     accesses = []
     for index, access in enumerate(raw):
         if not isinstance(access, dict):
@@ -337,8 +366,7 @@ def _parse_accesses(raw: object, where: str) -> list[dict[str, Any]]:
         for field in ("action", "resource"):
             if not isinstance(access.get(field), str):
                 _fail(f"{where}[{index}].{field}", "must be a string")
-            if not access[field]:
-                _fail(f"{where}[{index}].{field}", "must not be empty")
+            check_text(access[field], f"{where}[{index}].{field}", limit=ACCESS_TEXT_LIMIT)
         accesses.append(dict(access))
     return accesses
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pushgate.events import accesses_of, parse_batch
+from pushgate.limits import DEFAULT_EVENT_SIZE_LIMIT
 from pushgate.policy import is_allowed, parse_statements
 from pushgate.store import NewEvent, Store
 
@@ -18,13 +19,16 @@ class IngestResult:
     deliveries: int
 
 
-async def ingest(store: Store, body: object, *, now: int) -> IngestResult:
+async def ingest(
+    store: Store, body: object, *, now: int, max_event_bytes: int = DEFAULT_EVENT_SIZE_LIMIT
+) -> IngestResult:
     """Validate a single entry or a batch, and commit events with their deliveries.
 
-    The whole request is checked before anything is written: one bad entry rejects the request
-    with a 400 that names it, and nothing of it is stored.
+    The whole request is checked before anything is written: one bad entry (or one larger than
+    `max_event_bytes` as JSON) rejects the request with a 400 that names it, and nothing of it
+    is stored.
     """
-    entries = parse_batch(body, now_ms=now)
+    entries = parse_batch(body, now_ms=now, max_bytes=max_event_bytes)
     enabled = [
         (row.id, parse_statements(row.statements))
         for row in await store.configurations.list_enabled()

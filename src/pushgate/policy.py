@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pushgate.errors import InvalidRequest
+from pushgate.limits import check_text
 
 # One segment of a specifier or of an event's resource: `type/key` then optional `;tag,tag`.
 _NAME = r"[^/;:,\s]+"
@@ -30,6 +31,11 @@ _EXAMPLE = "proj/*:env/production:flag/*"
 _FIELDS = ("effect", "resources", "notResources", "actions", "notActions")
 # Events repeat the same few resources; a bounded cache keeps hostile input from growing memory.
 _RESOURCE_CACHE_SIZE = 4096
+# A policy is matched against every event: bounded, its cost is too. LaunchDarkly policies have
+# a few statements of a few specifiers each.
+MAX_STATEMENTS = 100
+MAX_STATEMENT_ENTRIES = 100
+STATEMENT_TEXT_LIMIT = 512
 
 
 class Effect(enum.StrEnum):
@@ -212,9 +218,12 @@ def _strings(raw: dict[object, object], name: str, where: str) -> tuple[str, ...
         return None
     if not isinstance(value, list) or not value:
         raise InvalidRequest(f"{where}.{name}: must be a non-empty list of strings")
+    if len(value) > MAX_STATEMENT_ENTRIES:
+        raise InvalidRequest(f"{where}.{name}: at most {MAX_STATEMENT_ENTRIES} entries")
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item:
             raise InvalidRequest(f"{where}.{name}[{index}]: must be a non-empty string")
+        check_text(item, f"{where}.{name}[{index}]", limit=STATEMENT_TEXT_LIMIT)
     return tuple(value)
 
 
@@ -225,6 +234,8 @@ def parse_statements(raw: object, *, field: str = "statements") -> list[Statemen
     """
     if not isinstance(raw, list):
         raise InvalidRequest(f"{field}: must be a list of statements")
+    if len(raw) > MAX_STATEMENTS:
+        raise InvalidRequest(f"{field}: at most {MAX_STATEMENTS} statements, not {len(raw)}")
     return [Statement.from_json(item, where=f"{field}[{i}]") for i, item in enumerate(raw)]
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from pushgate.clock import Clock, system_clock
-from pushgate.configurations import Services
+from pushgate.configurations import Services, seal_plain_secrets
+from pushgate.datadir import write_private
 from pushgate.delivery.engine import Engine
 from pushgate.delivery.transport import Transport
 from pushgate.delivery.worker import Worker
@@ -28,9 +29,11 @@ from pushgate.domain import Role
 from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
 from pushgate.logs import Outage
+from pushgate.outbound import OutboundPolicy
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import STATUS_SHARDS, Store, TokenRow
+from pushgate.throttle import Throttle
 
 log = structlog.get_logger("pushgate.runtime")
 # The id under which PUSHGATE_ADMIN_TOKEN appears (stored token ids are 24 hex digits).
@@ -49,6 +52,10 @@ class Runtime:
     outage: Outage = field(default_factory=Outage)
     worker: Worker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = Throttle(self.clock)
 
     @property
     def store(self) -> Store:
@@ -89,6 +96,17 @@ class Runtime:
             return TokenRow(ADMIN_TOKEN_ID, "PUSHGATE_ADMIN_TOKEN", Role.ADMIN, 0)
         return await self.store.tokens.find(value)
 
+    async def sign_in(self, value: str, client: str) -> TokenRow | None:
+        """`token(value)`, slowed down per client address (`throttle.py`): `RateLimited` while
+        `client` must wait after too many failures, which a wrong token adds to."""
+        self.throttle.check(client)
+        token = await self.token(value)
+        if token is None:
+            self.throttle.failed(client)
+        else:
+            self.throttle.succeeded(client)
+        return token
+
     def wake_worker(self) -> None:
         """Tell the in-process worker that deliveries were enqueued."""
         if self.worker is not None:
@@ -111,7 +129,13 @@ async def running(
     store = await Store.open(settings, status_shard=random.randrange(STATUS_SHARDS))
     transport = Transport(settings)
     try:
-        services = Services(catalog or default_catalog(), store, load_secret_box(settings))
+        services = Services(
+            catalog or default_catalog(),
+            store,
+            load_secret_box(settings),
+            OutboundPolicy(settings.outbound_allow),
+        )
+        await seal_plain_secrets(services, now=clock())
         engine = Engine(
             transport, Endpoints(settings.endpoint_overrides), link_base_url=settings.link_base_url
         )
@@ -142,7 +166,5 @@ async def ensure_admin_token(runtime: Runtime) -> None:
         name="initial admin", role=Role.ADMIN, now=runtime.clock()
     )
     path = settings.data_dir / INITIAL_TOKEN_FILE
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
+    write_private(path, value + "\n")
     log.warning("auth.initial_token_created", path=str(path.resolve()))

@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pushgate.datadir import FILE_MODE, make_data_dir
 from pushgate.settings import Settings
 
 KEY_FILE_NAME = "secret.key"
@@ -69,9 +70,9 @@ def _key_material(settings: Settings) -> bytes:
 
 def _key_file(data_dir: Path) -> bytes:
     path = data_dir / KEY_FILE_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
         return path.read_bytes().strip()
     key = base64.urlsafe_b64encode(os.urandom(32))

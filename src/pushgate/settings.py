@@ -16,10 +16,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pushgate.breaker import BreakerPolicy
+from pushgate.limits import DEFAULT_EVENT_SIZE_LIMIT, DEFAULT_REQUEST_SIZE_LIMIT
+from pushgate.outbound import IPNetwork
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+# An admin token is guessed online only if it is short: 32 characters of a random string (the
+# shortest `PUSHGATE_SECRET_KEY`, too) are far beyond any guessing rate.
+ADMIN_TOKEN_MIN_LENGTH = 32
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A plain PostgreSQL identifier: it needs no quoting in search_path or in a NOTIFY channel name.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
@@ -33,7 +37,10 @@ def _split_commas(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every knob of a pushgate process. Environment variable = `PUSHGATE_` + field name."""
 
-    model_config = SettingsConfigDict(env_prefix="PUSHGATE_", extra="ignore", frozen=True)
+    # Inputs stay out of error messages: they may be secrets (PUSHGATE_ADMIN_TOKEN, _SECRET_KEY).
+    model_config = SettingsConfigDict(
+        env_prefix="PUSHGATE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path("data"),
@@ -75,7 +82,36 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        description="A token value accepted as an admin token (bootstrap, automation).",
+        description=(
+            f"A token value accepted as an admin token (bootstrap, automation); at least "
+            f"{ADMIN_TOKEN_MIN_LENGTH} characters."
+        ),
+    )
+    request_size_limit: int = Field(
+        default=DEFAULT_REQUEST_SIZE_LIMIT,
+        ge=1024,
+        le=1024**3,
+        description=(
+            "Bytes a request body may have; a longer one is refused with 413 as soon as it "
+            "passes the limit, before the rest is read."
+        ),
+    )
+    event_size_limit: int = Field(
+        default=DEFAULT_EVENT_SIZE_LIMIT,
+        ge=1024,
+        le=1024**3,
+        description=(
+            "Bytes one event may have, as compact JSON; a batch holding a larger one is refused "
+            "whole with 400. At most PUSHGATE_REQUEST_SIZE_LIMIT."
+        ),
+    )
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
+        description=(
+            "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto `pushgate serve` believes; the client address they name is the "
+            "one failed sign-ins are counted for."
+        ),
     )
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_SCHEDULE,
@@ -196,9 +232,9 @@ class Settings(BaseSettings):
             raise ValueError("retry delays must not be negative")
         return value
 
-    @field_validator("outbound_allow", mode="before")
+    @field_validator("outbound_allow", "trusted_proxies", mode="before")
     @classmethod
-    def _parse_allow(cls, value: Any) -> Any:
+    def _parse_networks(cls, value: Any) -> Any:
         return [ipaddress.ip_network(net, strict=False) for net in _split_commas(value) or []]
 
     @field_validator("endpoint_overrides", mode="before")
@@ -221,6 +257,25 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < ADMIN_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {ADMIN_TOKEN_MIN_LENGTH} characters (a short token can be "
+                "guessed); e.g. the output of `openssl rand -hex 32`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> Settings:
+        if self.event_size_limit > self.request_size_limit:
+            raise ValueError(
+                "event_size_limit: must not be larger than request_size_limit, which bounds "
+                "every request body"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

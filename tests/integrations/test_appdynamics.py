@@ -227,7 +227,7 @@ async def test_a_401_that_survives_a_fresh_token_is_permanent_and_not_retried_ag
 async def test_token_endpoint_refusing_the_client_is_permanent_and_names_the_fields(
     vendor: VendorFactory,
 ) -> None:
-    controller, config = await start(vendor, clientSecret="wrong")
+    controller, config = await start(vendor, clientSecret="wrong-secret")
 
     failure = await Attempt(AppDynamics()).send(config, FLAG_EVENT)
 

@@ -160,7 +160,7 @@ async def test_wrong_token_is_permanent_and_the_hint_names_access_token_and_real
 ) -> None:
     _, attempt = await start(vendor)
 
-    failure = await attempt.send({**CONFIG, "accessToken": "stale"}, FLAG_EVENT)
+    failure = await attempt.send({**CONFIG, "accessToken": "stale-token-value"}, FLAG_EVENT)
 
     assert isinstance(failure, PermanentDeliveryError)
     assert failure.status_code == 401

@@ -160,7 +160,9 @@ async def test_wrong_token_is_permanent_and_the_hint_names_the_token(
 ) -> None:
     base = await vendor(Collector().app())
 
-    failure = await Attempt(Splunk()).send({**config(base), "token": "nope"}, FLAG_EVENT)
+    failure = await Attempt(Splunk()).send(
+        {**config(base), "token": "nope-not-a-token"}, FLAG_EVENT
+    )
 
     assert isinstance(failure, PermanentDeliveryError)
     assert failure.status_code == 403

@@ -126,7 +126,7 @@ def test_authorization_is_a_masked_secret_and_headers_are_plain() -> None:
     )
 
     assert webhook.dump_config(config, mask=True) == {
-        "url": "https://example.com/h",
+        "url": "https://example.com/********",  # a secret URL: only its host shows
         "headers": {"X-A": "1"},
         "authorization": "********",
     }
@@ -161,7 +161,7 @@ def test_authorization_in_plain_headers_points_to_the_secret_field() -> None:
     [
         ({"X Bad": "1"}, "not a valid header name"),
         ({"": "1"}, "not a valid header name"),
-        ({"X-A": "line\r\nX-Injected: 1"}, "printable ASCII"),
+        ({"X-A": "line\r\nX-Injected: 1"}, "control characters"),
         ({"X-A": "é"}, "printable ASCII"),
         ({"X-A": "v" * 1025}, "at most 1024"),
         ({"X-A": "1", "x-a": "2"}, "appears twice"),
@@ -169,10 +169,10 @@ def test_authorization_in_plain_headers_points_to_the_secret_field() -> None:
     ],
 )
 def test_invalid_header_names_and_values_are_refused(headers: dict[str, str], problem: str) -> None:
-    with pytest.raises(InvalidRequest, match=rf"config\.headers: .*{problem}"):
+    with pytest.raises(InvalidRequest, match=rf"config\.headers[.:].*{problem}"):
         Webhook().parse_config({"url": "https://example.com/h", "headers": headers})
 
 
 def test_authorization_value_with_a_newline_is_refused() -> None:
-    with pytest.raises(InvalidRequest, match=r"config\.authorization: .*printable ASCII"):
+    with pytest.raises(InvalidRequest, match=r"config\.authorization: .*control characters"):
         Webhook().parse_config({"url": "https://example.com/h", "authorization": "a\nb"})

@@ -7,9 +7,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from pushgate.api import configurations, events, manifests, system, tokens
+from pushgate.api import configurations, docs, events, manifests, system, tokens
 from pushgate.api.failures import FailureMiddleware
-from pushgate.errors import RequestError
+from pushgate.errors import RateLimited, RequestError
 
 _CODES = {
     400: "invalid_request",
@@ -18,7 +18,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "optimistic_locking_error",
-    413: "request_entity_too_large",
+    413: "request_too_large",
     415: "unsupported_media_type",
 }
 
@@ -30,7 +30,10 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 async def _request_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
-    return error_response(error.status, error.code, error.message)
+    response = error_response(error.status, error.code, error.message)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def _http_error(_request: Request, error: Exception) -> JSONResponse:
@@ -55,5 +58,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Anything else that raises: 503 when the database is away, else 500 (failures.py).
     app.add_middleware(FailureMiddleware)
-    for module in (configurations, events, manifests, tokens, system):
+    for module in (configurations, events, manifests, tokens, system, docs):
         app.include_router(module.router)

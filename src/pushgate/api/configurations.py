@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pushgate import configurations
 from pushgate.api.deps import Reader, RuntimeDep, Writer, json_body
 from pushgate.configurations import configuration_json, error_json, open_config
+from pushgate.limits import MAX_ROW_ID
 from pushgate.replay import parse_window, replay
 from pushgate.validation import validate
 
@@ -132,9 +133,12 @@ async def error_log(
     configuration_id: str,
     rt: RuntimeDep,
     limit: int = Query(20, ge=1, le=MAX_PAGE),
-    before: int | None = Query(None, ge=1, description="id of the last entry of the previous page"),
+    before: int | None = Query(
+        None, ge=1, le=MAX_ROW_ID, description="id of the last entry of the previous page"
+    ),
 ) -> dict[str, Any]:
     """The configuration's error log, newest first, paged with `before`."""
+    rt.catalog.get(integration_key)
     row = await rt.store.configurations.get(integration_key, configuration_id)
     entries = await rt.store.configurations.errors(row.id, limit=limit, before=before)
     base = f"/api/v2/integrations/{integration_key}/{configuration_id}/errors"

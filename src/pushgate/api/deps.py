@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from pushgate.domain import Role
 from pushgate.errors import Forbidden, InvalidRequest, Unauthorized
+from pushgate.limits import parse_json
 from pushgate.runtime import Runtime
-
-# Bodies larger than this are refused: a batch of 1,000 rich audit entries fits comfortably.
-MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 def runtime(request: Request) -> Runtime:
@@ -25,16 +22,12 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 async def json_body(request: Request) -> Any:
-    """The request body parsed as JSON; a clear 400 when it is not."""
+    """The request body parsed as JSON within `limits.parse_json`'s rules; a clear 400 when it
+    is not (the size limit is the `middleware.BodyLimit`'s, 413)."""
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body: larger than {MAX_BODY_BYTES} bytes")
     if not body:
         raise InvalidRequest("body: a JSON body is required")
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise InvalidRequest(f"body: not valid JSON ({error})") from None
+    return parse_json(body)
 
 
 async def authenticate(request: Request, rt: Runtime) -> Role:
@@ -44,10 +37,16 @@ async def authenticate(request: Request, rt: Runtime) -> Role:
         raise Unauthorized("an Authorization header with an access token is required")
     scheme, _, rest = header.partition(" ")
     value = rest.strip() if scheme.lower() == "bearer" and rest else header
-    token = await rt.token(value)
+    token = await rt.sign_in(value, client_address(request))
     if token is None:
         raise Unauthorized("the access token is not valid")
     return token.role
+
+
+def client_address(request: Request) -> str:
+    """The client's address, as uvicorn gives it: the peer, or the address a trusted proxy
+    names in X-Forwarded-For (`PUSHGATE_TRUSTED_PROXIES`)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def require(role: Role) -> Any:

@@ -15,7 +15,12 @@ router = APIRouter(prefix="/api/v2")
 @router.post("/events", dependencies=[Writer], status_code=202)
 async def post_events(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Commit the events and their deliveries, then answer. Idempotent on each entry's `_id`."""
-    result = await ingest(rt.store, await json_body(request), now=rt.clock())
+    result = await ingest(
+        rt.store,
+        await json_body(request),
+        now=rt.clock(),
+        max_event_bytes=rt.settings.event_size_limit,
+    )
     EVENTS.inc(len(result.accepted))
     if result.deliveries:
         rt.wake_worker()

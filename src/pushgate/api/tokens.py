@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pushgate.api.deps import Admin, RuntimeDep, json_body
 from pushgate.domain import Role
 from pushgate.errors import InvalidRequest
+from pushgate.limits import NAME_LIMIT, check_text
 from pushgate.store import TokenRow
 
 router = APIRouter(prefix="/api/v2/tokens", dependencies=[Admin])
@@ -31,11 +32,12 @@ async def create_token(request: Request, rt: RuntimeDep) -> JSONResponse:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
         raise InvalidRequest("name: required, a non-empty string")
+    name = check_text(body["name"], "name", limit=NAME_LIMIT)
     try:
         role = Role(body.get("role", "reader"))
-    except ValueError:
+    except (ValueError, TypeError):
         raise InvalidRequest("role: must be reader, writer or admin") from None
-    row, value = await rt.store.tokens.create(name=body["name"], role=role, now=rt.clock())
+    row, value = await rt.store.tokens.create(name=name, role=role, now=rt.clock())
     return JSONResponse({**_json(row), "token": value}, status_code=201)
 
 

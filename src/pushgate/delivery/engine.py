@@ -4,11 +4,18 @@ Shared by the worker and by validation, so a test event travels exactly the road
 travel. When the integration needs credentials fetched first (`Integration.credentials`), their
 headers are added to the request; a 401 answer to a request that carried such headers gets one
 resend with freshly fetched credentials.
+
+Secrets never leave an attempt: every answer is masked (`masking.Redactor`: every encoding of
+the configuration's secrets and of the credentials fetched for it, and the beginning of one at
+the end of a body cut at the size limit) before the adapter reads it, so nothing an adapter
+derives from it (descriptions, clipped excerpts) can hold a secret; the failure is masked once
+more before it is returned.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +25,14 @@ from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, PermanentDeliveryError
 from pushgate.events import build_context
 from pushgate.integrations.base import (
-    SECRET_MASK,
     Endpoints,
+    InboundResponse,
     Integration,
     IntegrationConfig,
     OutboundRequest,
+    Send,
 )
+from pushgate.masking import Redactor, redactor
 
 log = structlog.get_logger("pushgate.delivery")
 # The answer that makes fetched credentials count as refused.
@@ -50,33 +59,71 @@ class Engine:
 
         "Once" allows one resend when fetched credentials were refused (401) and renewed.
         """
+        secrets = tuple(integration.secret_values(config))
+        extra: Mapping[str, str] = {}
         try:
             context = build_context(payload, link_base_url=self._link_base_url)
             request = integration.build_request(context, config, self.endpoints)
-            send = self.transport.send
+            send = _masking(self.transport.send, redactor(secrets))
             extra = await integration.credentials(config, self.endpoints, send, refresh=False)
-            response = await send(_with_headers(request, extra))
+            response = await self._send(request, extra, secrets)
             if response.status == UNAUTHORIZED and extra:
                 extra = await integration.credentials(config, self.endpoints, send, refresh=True)
-                response = await send(_with_headers(request, extra))
+                response = await self._send(request, extra, secrets)
             integration.classify(response)
         except DeliveryError as error:
-            return _redacted(error, integration.secret_values(config))
+            return _redacted(error, _redactor(secrets, extra))
         except Exception as error:
             # A bug in an adapter must not stall the queue or crash the worker: log it with its
             # traceback, and record the attempt as a permanent failure.
-            log.exception("delivery.adapter_error", integration=integration.key)
-            return PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
+            mask = _redactor(secrets, extra)
+            log.error(
+                "delivery.adapter_error",
+                integration=integration.key,
+                traceback=mask.mask("".join(traceback.format_exception(error))),
+            )
+            failure = PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
+            return _redacted(failure, mask)
         return None
 
+    async def _send(
+        self, request: OutboundRequest, extra: Mapping[str, str], secrets: tuple[str, ...]
+    ) -> InboundResponse:
+        response = await self.transport.send(_with_headers(request, extra))
+        return _masked(response, _redactor(secrets, extra))
 
-def _redacted(error: DeliveryError, secrets: list[str]) -> DeliveryError:
-    """Mask secrets a receiver echoed back (some echo the request's headers in errors)."""
-    for secret in secrets:
-        if error.response_body and secret in error.response_body:
-            error.response_body = error.response_body.replace(secret, SECRET_MASK)
-        if secret in error.description:
-            error.description = error.description.replace(secret, SECRET_MASK)
+
+def _redactor(secrets: tuple[str, ...], extra: Mapping[str, str]) -> Redactor:
+    """The configuration's secrets and the fetched credentials, whole and after their scheme
+    (`Bearer <token>`: the token alone may come back too)."""
+    derived = [part for value in extra.values() for part in (value, value.partition(" ")[2])]
+    return redactor(secrets + tuple(part for part in derived if part))
+
+
+def _masking(send: Send, mask: Redactor) -> Send:
+    """`send` whose answers come back masked (for the requests `credentials` makes)."""
+
+    async def masked_send(request: OutboundRequest) -> InboundResponse:
+        return _masked(await send(request), mask)
+
+    return masked_send
+
+
+def _masked(response: InboundResponse, mask: Redactor) -> InboundResponse:
+    if not mask:
+        return response
+    text = response.text()
+    masked = mask.mask(text, cut=response.truncated)
+    return response if masked == text else dataclasses.replace(response, body=masked.encode())
+
+
+def _redacted(error: DeliveryError, mask: Redactor) -> DeliveryError:
+    """Mask what the error log and the validation answer show of a failure."""
+    error.description = mask.mask(error.description)
+    if error.response_body is not None:
+        error.response_body = mask.mask(error.response_body)
+    if error.hint is not None:
+        error.hint = mask.mask(error.hint)
     return error
 
 

@@ -1,10 +1,12 @@
 """The one HTTP client of pushgate: pooled, time-limited, no redirects, capped bodies, SSRF-guarded.
 
 Deliveries and validation both send through `Transport.send`; nothing else builds an HTTP
-client. Every address a request would connect to is checked against the `OutboundPolicy`: by
-default only globally routable addresses, plus the CIDRs of `PUSHGATE_OUTBOUND_ALLOW`. Names are
-checked after resolution, inside the connector, so a name cannot resolve to a safe address for
-the check and to a private one for the connection.
+client. Every address a request would connect to is checked against the `OutboundPolicy`
+(`outbound.py`): by default only globally routable addresses, plus the CIDRs of
+`PUSHGATE_OUTBOUND_ALLOW`. A literal host, in whatever form it is spelled, is normalized and
+judged before anything is sent; names are checked after resolution, inside the connector, so a
+name cannot resolve to a safe address for the check and to a private one for the connection.
+Error descriptions name the host, never the rest of the URL (it may carry a credential).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import functools
 import ipaddress
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,26 +25,11 @@ from aiohttp.resolver import DefaultResolver
 
 from pushgate.errors import BlockedTarget, TransportError
 from pushgate.integrations.base import InboundResponse, OutboundRequest
-from pushgate.settings import IPNetwork, Settings
+from pushgate.outbound import OutboundPolicy
+from pushgate.settings import Settings
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Connections kept per worker; matches the largest sensible worker concurrency.
 POOL_LIMIT = 512
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundPolicy:
-    """Which addresses outbound requests may reach."""
-
-    allow: tuple[IPNetwork, ...] = ()
-
-    def permits(self, address: IPAddress) -> bool:
-        """Global unicast addresses always; others only inside an allowed network."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in network for network in self.allow):
-            return True
-        return address.is_global and not address.is_multicast
 
 
 class BlockedAddress(OSError):
@@ -59,7 +45,11 @@ class _GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if self._policy.permits(ipaddress.ip_address(r["host"]))]
+        allowed = [
+            r
+            for r in results
+            if self._policy.permits(ipaddress.ip_address(r["host"].split("%")[0]))
+        ]
         if not allowed:
             found = ", ".join(sorted({r["host"] for r in results}))
             raise BlockedAddress(f"{host} resolves to {found}, which the outbound policy refuses")
@@ -96,7 +86,7 @@ class Transport:
 
     async def send(self, request: OutboundRequest) -> InboundResponse:
         """Send one request. Raises `TransportError` (no answer) or `BlockedTarget` (refused)."""
-        self._check_literal_address(request.url)
+        self.check_url(request.url)
         options: dict[str, Any] = {"allow_redirects": False}
         if not request.verify_tls:
             options["ssl"] = False
@@ -129,7 +119,9 @@ class Transport:
         except (aiohttp.ClientError, ssl.SSLError, asyncio.IncompleteReadError) as error:
             raise TransportError(_describe(error)) from None
 
-    def _check_literal_address(self, url: str) -> None:
+    def check_url(self, url: str) -> None:
+        """The guard's judgement of a URL before anything is sent: `BlockedTarget` when its
+        host is a literal address the policy refuses, or no valid host at all."""
         problem = _literal_problem(self._policy, url)
         if problem is not None:
             raise BlockedTarget(problem, hint=_BLOCKED_HINT)
@@ -144,16 +136,10 @@ def _literal_problem(policy: OutboundPolicy, url: str) -> str | None:
     try:
         host = urlsplit(url).hostname
     except ValueError:
-        return f"{url!r} is not a valid URL"
-    if host is None:
-        return f"{url!r} has no host"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a name: checked by the resolver after resolution
-    if not policy.permits(address):
-        return f"{host} is a private, loopback, link-local or reserved address"
-    return None
+        return "the URL is not valid"
+    if not host:
+        return "the URL has no host"
+    return policy.host_problem(host)
 
 
 _BLOCKED_HINT = (
@@ -163,7 +149,12 @@ _BLOCKED_HINT = (
 
 
 def _describe(error: BaseException) -> str:
+    """The error's kind and message, without the URL that some of aiohttp's carry."""
     kind = type(error).__name__
+    if isinstance(error, aiohttp.InvalidURL):
+        return f"{kind}: the URL is not valid"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{kind}: {error.status}, {error.message}"
     text = str(error).strip()
     return f"{kind}: {text}" if text else kind
 

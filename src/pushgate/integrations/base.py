@@ -12,7 +12,10 @@ returns are added to the request, and a 401 answer makes the engine ask once mor
 
 Config models declare the form: field aliases are LaunchDarkly's config keys, `title` is the
 label, `description` the help text, `json_schema_extra` may carry `placeholder`, and fields typed
-`SecretStr` are secrets (encrypted at rest, masked in every answer).
+`SecretStr` are secrets (encrypted at rest, masked in every answer, at least `SECRET_MIN_LENGTH`
+characters). A secret with `"format": "uri"` is a URL that carries its credential (a Teams or
+webhook URL): answers show its scheme and host and mask the rest, `https://host/********`.
+Every string of a config is at most `CONFIG_TEXT_LIMIT` characters, with no control characters.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from pushgate.errors import InvalidRequest, PermanentDeliveryError, RetryableDeliveryError
 from pushgate.events import EventContext
+from pushgate.limits import CONFIG_TEXT_LIMIT, check_text, key_path
+from pushgate.masking import SECRET_MASK as SECRET_MASK
+from pushgate.masking import SECRET_MIN_LENGTH as SECRET_MIN_LENGTH
 
 USER_AGENT = "pushgate/0.1 (+https://github.com/pushgate/pushgate)"
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-# What a masked secret looks like in answers; sent back unchanged it means "keep the stored one".
-SECRET_MASK = "********"
 # Statuses worth another attempt: timeout, too many requests, and every server error.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -156,22 +160,45 @@ class Integration(abc.ABC, Generic[C]):
         if not isinstance(raw, Mapping):
             raise InvalidRequest("config: must be an object")
         values = dict(raw)
+        for key, value in values.items():
+            _check_config_text(value, key_path("config", str(key)))
+        urls = secret_url_fields(self.config_model)
         for name in secret_fields(self.config_model):
-            if values.get(name) == SECRET_MASK:
-                if stored is None:
-                    raise InvalidRequest(f"config.{name}: enter the secret value")
-                values[name] = getattr(stored, _attribute(self.config_model, name))
+            value = values.get(name)
+            if not is_masked(value):
+                continue
+            if stored is None:
+                raise InvalidRequest(f"config.{name}: enter the secret value")
+            kept = getattr(stored, _attribute(self.config_model, name))
+            if name in urls and value != masked_url(kept):
+                raise InvalidRequest(
+                    f"config.{name}: the saved URL is masked; to change it, enter the whole new URL"
+                )
+            values[name] = kept
         try:
-            return self.config_model.model_validate(values)
+            config = self.config_model.model_validate(values)
         except ValidationError as error:
             raise InvalidRequest(_describe(error, prefix="config")) from None
+        for name in secret_fields(self.config_model):
+            secret = getattr(config, _attribute(self.config_model, name))
+            if isinstance(secret, SecretStr) and len(secret.get_secret_value()) < SECRET_MIN_LENGTH:
+                raise InvalidRequest(
+                    f"config.{name}: a secret must be at least {SECRET_MIN_LENGTH} characters "
+                    "(a shorter one cannot be told apart from other text, so it cannot be masked)"
+                )
+        return config
 
     def dump_config(self, config: C, *, mask: bool) -> dict[str, Any]:
-        """The config as LaunchDarkly JSON, defaults filled in; secrets masked or revealed."""
+        """The config as LaunchDarkly JSON, defaults filled in; secrets masked or revealed
+        (a secret URL masked but for its scheme and host)."""
         out: dict[str, Any] = {}
+        urls = secret_url_fields(self.config_model)
         for name, value in config.model_dump(by_alias=True, mode="python").items():
             if isinstance(value, SecretStr):
-                out[name] = SECRET_MASK if mask else value.get_secret_value()
+                if not mask:
+                    out[name] = value.get_secret_value()
+                else:
+                    out[name] = masked_url(value) if name in urls else SECRET_MASK
             elif isinstance(value, enum.Enum):
                 out[name] = value.value
             elif value is not None:
@@ -196,11 +223,45 @@ class Integration(abc.ABC, Generic[C]):
 
 
 def check_http_url(value: str) -> str:
-    """Field validator: an absolute http(s) URL with a host."""
+    """Field validator: an absolute http(s) URL with a host and no user name or password."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http:// or https:// URL")
+    _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password: use the secret fields")
     return value
+
+
+def check_secret_url(value: SecretStr) -> SecretStr:
+    """Field validator of a secret URL: what `check_http_url` checks."""
+    check_http_url(value.get_secret_value())
+    return value
+
+
+def masked_url(value: SecretStr) -> str:
+    """A secret URL as answers show it: `https://host[:port]/********`."""
+    parts = urlsplit(value.get_secret_value())
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}/{SECRET_MASK}"
+
+
+def is_masked(value: object) -> bool:
+    """Whether a submitted value is a masked secret (`********` or a masked URL)."""
+    return isinstance(value, str) and (value == SECRET_MASK or value.endswith("/" + SECRET_MASK))
+
+
+def _check_config_text(value: object, where: str) -> None:
+    """Every string in a config value (map keys and values too) within `CONFIG_TEXT_LIMIT`."""
+    if isinstance(value, str):
+        check_text(value, where, limit=CONFIG_TEXT_LIMIT, empty=True)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(key, f"{where} (a key)", limit=CONFIG_TEXT_LIMIT, empty=True)
+            _check_config_text(item, key_path(where, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_config_text(item, f"{where}[{index}]")
 
 
 def classify_status(response: InboundResponse, *, auth_hint: str) -> None:
@@ -236,6 +297,17 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
         for name, info in model.model_fields.items()
         if _unwrap(info.annotation)[0] is SecretStr
     ]
+
+
+def secret_url_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Config keys of secrets that are URLs (`"format": "uri"`): masked all but the host."""
+    return frozenset(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if _unwrap(info.annotation)[0] is SecretStr
+        and isinstance(info.json_schema_extra, dict)
+        and info.json_schema_extra.get("format") == "uri"
+    )
 
 
 def _attribute(model: type[BaseModel], key: str) -> str:

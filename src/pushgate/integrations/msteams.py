@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from pushgate.errors import PermanentDeliveryError, RetryableDeliveryError
 from pushgate.events import EventContext
@@ -29,7 +29,7 @@ from pushgate.integrations.base import (
     Integration,
     IntegrationConfig,
     OutboundRequest,
-    check_http_url,
+    check_secret_url,
     classify_status,
 )
 
@@ -51,9 +51,10 @@ _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
 
 class TeamsConfig(IntegrationConfig):
-    """The channel's webhook URL."""
+    """The channel's webhook URL: a secret, since it carries its credential (`sig=` of a
+    Workflows URL, the path of a legacy connector's)."""
 
-    url: str = Field(
+    url: SecretStr = Field(
         title="Webhook URL",
         description=(
             "The URL of a Teams Workflows webhook (Post to a channel when a webhook request is "
@@ -65,7 +66,7 @@ class TeamsConfig(IntegrationConfig):
         },
     )
 
-    _check_url = field_validator("url")(check_http_url)
+    _check_url = field_validator("url")(check_secret_url)
 
 
 class Teams(Integration[TeamsConfig]):
@@ -89,7 +90,7 @@ class Teams(Integration[TeamsConfig]):
         while len(body) > CARD_BYTE_BUDGET and details:
             details = _clip(details, len(details) // 2) if len(details) > 1 else ""
             body = _encode(_message(event, details))
-        return OutboundRequest("POST", config.url, dict(JSON_HEADERS), body)
+        return OutboundRequest("POST", config.url.get_secret_value(), dict(JSON_HEADERS), body)
 
     def classify(self, response: InboundResponse) -> None:
         if response.status == 200:

@@ -32,7 +32,7 @@ from pushgate.integrations.base import (
     Integration,
     IntegrationConfig,
     OutboundRequest,
-    check_http_url,
+    check_secret_url,
 )
 
 SECRET_PREFIX = "whsec_"
@@ -53,11 +53,15 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 class WebhookConfig(IntegrationConfig):
-    """Where to post, and the optional signing secret."""
+    """Where to post, and the optional signing secret. The URL is a secret: receivers such as
+    chat webhooks take their credential in the path or the query string."""
 
-    url: str = Field(
+    url: SecretStr = Field(
         title="Payload URL",
-        description="pushgate POSTs each event here as JSON.",
+        description=(
+            "pushgate POSTs each event here as JSON. Kept like a secret: answers show only its "
+            "host."
+        ),
         json_schema_extra={"placeholder": "https://example.com/hooks/pushgate", "format": "uri"},
     )
     secret: SecretStr | None = Field(
@@ -89,7 +93,7 @@ class WebhookConfig(IntegrationConfig):
         json_schema_extra={"placeholder": "Bearer …"},
     )
 
-    _check_url = field_validator("url")(check_http_url)
+    _check_url = field_validator("url")(check_secret_url)
 
     @field_validator("headers")
     @classmethod
@@ -174,7 +178,7 @@ class Webhook(Integration[WebhookConfig]):
         if config.secret is not None:
             secret = config.secret.get_secret_value()
             headers["webhook-signature"] = sign(secret, event.id, timestamp, body)
-        return OutboundRequest("POST", config.url, headers, body)
+        return OutboundRequest("POST", config.url.get_secret_value(), headers, body)
 
 
 def _without(headers: Mapping[str, str], replaced: Mapping[str, str]) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Persistence: the only package that imports SQLAlchemy or speaks SQL.
 
 `Store` bundles the domain-verb stores over one engine: configurations (with status and error
-log), deliveries (enqueue, claim_due, extend_leases, record, release, listen) and tokens. On
-PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
+log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), tokens and web
+sessions. On PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pushgate.store.deliveries import (
     Result,
 )
 from pushgate.store.listener import Listener, channel_name
+from pushgate.store.sessions import SessionStore
 from pushgate.store.status import ErrorEntry, Health, Status
 from pushgate.store.tables import STATUS_SHARDS
 from pushgate.store.tokens import TokenRow, TokenStore
@@ -72,6 +73,7 @@ class Store:
             listener=listener,
         )
         self.tokens = TokenStore(engine)
+        self.sessions = SessionStore(engine)
 
     @classmethod
     async def open(cls, settings: Settings, *, status_shard: int = 0) -> Store:

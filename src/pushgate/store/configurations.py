@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pushgate.breaker import Breaker
 from pushgate.domain import TURNED_OFF, DeliveryState
 from pushgate.errors import Conflict, NotFound
+from pushgate.limits import STORED_ID
 from pushgate.store.status import (
     ErrorEntry,
     Health,
@@ -94,6 +95,12 @@ def _after_update(conn: Connection, current: ConfigurationRow, on: bool, now: in
         save_breaker(conn, current.id, replace(breaker, paused_until=now))
 
 
+def _check_id(integration_key: str, configuration_id: str) -> None:
+    """NotFound, without a query, for an id no configuration can have (`new_id`'s shape)."""
+    if not STORED_ID.fullmatch(configuration_id):
+        raise NotFound(f"no {integration_key} configuration with id {configuration_id!r}")
+
+
 class ConfigurationStore:
     """Create, read, change and delete configurations; read their status and error log."""
 
@@ -133,6 +140,7 @@ class ConfigurationStore:
 
     async def get(self, integration_key: str, configuration_id: str) -> ConfigurationRow:
         """One configuration with its status; NotFound when the key or id does not match."""
+        _check_id(integration_key, configuration_id)
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -195,6 +203,7 @@ class ConfigurationStore:
 
     async def delete(self, integration_key: str, configuration_id: str) -> None:
         """Delete a configuration with its pending deliveries, status and error log."""
+        _check_id(integration_key, configuration_id)
         async with self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Take the locks a worker recording outcomes takes, in its order (pending

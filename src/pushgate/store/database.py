@@ -1,7 +1,10 @@
 """Engine creation and migrations.
 
-SQLite gets WAL, foreign keys and explicit write transactions. PostgreSQL gets a sized pool, the
-configured schema as search_path, and migrations serialized across processes by an advisory lock.
+SQLite gets WAL, foreign keys and explicit write transactions, in files only this user can read
+(`datadir.private_sqlite`). PostgreSQL gets a sized pool, the configured schema as search_path,
+and migrations serialized across processes by an advisory lock. Every engine hides SQL
+parameters from its errors (`hide_parameters`): they hold event payloads and token hashes, and
+errors end up in logs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import sqlalchemy
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import Connection, Engine, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
+from pushgate.datadir import private_file, private_sqlite
 from pushgate.settings import Settings
 
 T = TypeVar("T")
@@ -44,8 +48,11 @@ def create_engine(
     it afterwards, for a long-lived connection that must not hold a pool slot (the listener);
     `name` is the `application_name` that `pg_stat_activity` shows.
     """
+    options.setdefault("hide_parameters", True)
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = make_url(settings.database_url)
+        if url.database and url.database != ":memory:":
+            private_sqlite(Path(url.database))
         engine = create_async_engine(settings.database_url, **options)
         _tune_sqlite(engine.sync_engine)
         return engine
@@ -141,7 +148,9 @@ async def migrate(engine: AsyncEngine) -> None:
         # SQLite's answer to the advisory lock below: a lock file beside the database, held
         # by one migrating process at a time (several starting at once otherwise contend for
         # SQLite's write lock while converting the file to WAL and changing the schema).
-        with open(f"{engine.url.database}.migrate-lock", "a") as lock:  # noqa: ASYNC230 - a local empty file
+        lock_path = Path(f"{engine.url.database}.migrate-lock")
+        private_file(lock_path)
+        with lock_path.open("a") as lock:  # noqa: ASYNC230 - a local empty file
             await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
             try:
                 await _upgrade(engine)
@@ -173,7 +182,9 @@ class Transactions:
         self._engine = engine
         self._sqlite: Engine | None = None
         if engine.dialect.name == "sqlite":
-            self._sqlite = sqlalchemy.create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+            self._sqlite = sqlalchemy.create_engine(
+                engine.url.set(drivername="sqlite+pysqlite"), hide_parameters=True
+            )
             _tune_sqlite(self._sqlite)
 
     async def run(self, work: Callable[[Connection], T]) -> T:

@@ -170,3 +170,15 @@ tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# Signed-in browsers, one row per session: signing out deletes it, so a copied cookie stops
+# working then, not when it expires. The key is the SHA-256 of the cookie's random session id:
+# what the table holds cannot be turned back into a cookie.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("subject", String(64), nullable=False),  # the token (or admin fingerprint) signed in
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),  # pruning expired rows
+)

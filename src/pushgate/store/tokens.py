@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.domain import Role
 from pushgate.errors import NotFound
+from pushgate.limits import STORED_ID
 from pushgate.store.configurations import new_id
 from pushgate.store.tables import tokens
 
@@ -67,6 +68,8 @@ class TokenStore:
 
     async def get(self, token_id: str) -> TokenRow | None:
         """The token with this id, if it still exists."""
+        if not STORED_ID.fullmatch(token_id):
+            return None
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(tokens).where(tokens.c.id == token_id))).first()
         if row is None:
@@ -81,6 +84,8 @@ class TokenStore:
 
     async def revoke(self, token_id: str) -> None:
         """Delete a token; NotFound when there is none with that id."""
+        if not STORED_ID.fullmatch(token_id):
+            raise NotFound(f"no token with id {token_id!r}")
         async with self._engine.begin() as conn:
             result = await conn.execute(delete(tokens).where(tokens.c.id == token_id))
         if result.rowcount != 1:

@@ -19,7 +19,7 @@ from pushgate import configurations
 from pushgate.api.deps import RuntimeDep
 from pushgate.configurations import configuration_json, open_config
 from pushgate.errors import Conflict, InvalidRequest
-from pushgate.integrations.base import SECRET_MASK, Integration, IntegrationConfig
+from pushgate.integrations.base import Integration, IntegrationConfig, is_masked
 from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
 from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
@@ -78,7 +78,7 @@ class Panel:
 def _saved_panel(rt: Runtime, integration: Integration[Any], row: ConfigurationRow) -> Panel:
     representation = configuration_json(rt.services, row)
     fields = integration.form()
-    secrets = {key for key, value in representation["config"].items() if value == SECRET_MASK}
+    secrets = {key for key, value in representation["config"].items() if is_masked(value)}
     form = ConfigurationForm.saved(fields, representation, row.version)
     return Panel(integration, fields, form, row.id, frozenset(secrets))
 

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from pushgate.api.deps import RuntimeDep
+from pushgate.api.deps import RuntimeDep, client_address
 from pushgate.configurations import health_of
 from pushgate.domain import HealthState
+from pushgate.errors import RateLimited
 from pushgate.integrations.base import Integration
+from pushgate.limits import MAX_ROW_ID
 from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
@@ -88,23 +90,37 @@ async def login(request: Request, rt: RuntimeDep) -> Response:
     if not check_login_nonce(request, nonce, rt.clock()):
         message = "The sign-in form expired or did not come from this site. Try again."
         return _login_page(request, rt, next_path=target, message=message, status=403)
-    identity = await identify(rt, token.strip(), signer(request)) if token.strip() else None
+    try:
+        identity = (
+            await identify(rt, token.strip(), signer(request), client_address(request))
+            if token.strip()
+            else None
+        )
+    except RateLimited as error:
+        message = (
+            "Too many wrong access tokens were tried from your address. "
+            f"Wait {error.retry_after} seconds, then try again."
+        )
+        page = _login_page(request, rt, next_path=target, message=message, status=429)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     if identity is None:
         message = "That access token is not valid. Check it and try again."
         return _login_page(request, rt, next_path=target, message=message, status=401)
     response = see_other(target)
-    start_session(request, response, identity, rt.clock())
+    await start_session(request, response, rt, identity)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, rt: RuntimeDep) -> Response:
-    """End the session (a session that already ended just goes to the sign-in page)."""
+    """End the session on the server and in the browser (a session that already ended just
+    goes to the sign-in page)."""
     session = await current_session(request, rt)
     if session is not None:
         await check_csrf(request, session)
     response = see_other("/login?signed_out=true")
-    end_session(response)
+    await end_session(response, rt, session)
     return response
 
 
@@ -190,8 +206,8 @@ async def error_log(
     configuration_id: str,
     session: SessionDep,
     rt: RuntimeDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
-    resent: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    resent: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID)] = None,
 ) -> Response:
     """A configuration's most recent errors, newest first, a page at a time; with "Resend
     failed deliveries" (it shows how many first). `resent` is set by that action's redirect."""

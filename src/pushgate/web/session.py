@@ -1,9 +1,11 @@
 """Browser sessions: a signed cookie naming the token that signed in, and CSRF tokens.
 
-The session cookie holds `{"sub", "exp", "csrf"}` signed with HMAC-SHA256 under a key derived
-from the settings' secret material (`sealing.derive_key`). It is signed, not encrypted, so it
-names a token by id (or, for PUSHGATE_ADMIN_TOKEN, by a keyed fingerprint), never by value.
-Every request re-checks that the token still exists, so revoking a token ends its sessions.
+The session cookie holds `{"sid", "sub", "exp", "csrf"}` signed with HMAC-SHA256 under a key
+derived from the settings' secret material (`sealing.derive_key`). It is signed, not encrypted,
+so it names a token by id (or, for PUSHGATE_ADMIN_TOKEN, by a keyed fingerprint), never by
+value. `sid` is a random session id that the server keeps (`store/sessions.py`, as a hash)
+from sign-in until sign-out: a cookie whose session ended is refused even before it expires.
+Every request also re-checks that the token still exists, so revoking a token ends its sessions.
 
 CSRF: each session carries a random token; forms send it in a `csrf` field and `fetch()` calls
 in the `X-CSRF-Token` header. The sign-in form, which has no session yet, is protected by a
@@ -95,6 +97,7 @@ class Session:
     identity: Identity
     csrf: str
     expires: int
+    id: str
 
     @property
     def can_write(self) -> bool:
@@ -112,9 +115,10 @@ def signer(request: Request) -> Signer:
     return found
 
 
-async def identify(rt: Runtime, value: str, sign: Signer) -> Identity | None:
-    """The identity of an access token value, as the API would accept it; None if unknown."""
-    token = await rt.token(value)
+async def identify(rt: Runtime, value: str, sign: Signer, client: str) -> Identity | None:
+    """The identity of an access token value, as the API would accept it; None if unknown.
+    Failed attempts from `client` are slowed down (`RateLimited`), as the API's are."""
+    token = await rt.sign_in(value, client)
     if token is None:
         return None
     if token.id == ADMIN_TOKEN_ID:
@@ -148,17 +152,24 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
     )
 
 
-def start_session(request: Request, response: Response, identity: Identity, now: int) -> None:
-    """Set the session cookie for `identity` and drop the sign-in nonce."""
-    payload = {"sub": identity.subject, "exp": now + SESSION_TTL_MS, "csrf": _nonce()}
+async def start_session(
+    request: Request, response: Response, rt: Runtime, identity: Identity
+) -> None:
+    """Open a session for `identity` on the server, set its cookie, drop the sign-in nonce."""
+    now = rt.clock()
+    session_id, expires = _nonce(), now + SESSION_TTL_MS
+    await rt.store.sessions.start(session_id, subject=identity.subject, now=now, expires_at=expires)
+    payload = {"sid": session_id, "sub": identity.subject, "exp": expires, "csrf": _nonce()}
     _cookie(
         response, request, SESSION_COOKIE, signer(request).sign(payload), SESSION_TTL_MS // 1000
     )
     response.delete_cookie(LOGIN_COOKIE, path="/")
 
 
-def end_session(response: Response) -> None:
-    """Remove the session cookie."""
+async def end_session(response: Response, rt: Runtime, session: Session | None) -> None:
+    """End `session` on the server (its cookie no longer works anywhere) and remove the cookie."""
+    if session is not None:
+        await rt.store.sessions.end(session.id)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
 
 
@@ -172,12 +183,15 @@ async def current_session(request: Request, rt: RuntimeDep) -> Session | None:
     if payload is None:
         return None
     subject, expires, csrf = payload.get("sub"), payload.get("exp"), payload.get("csrf")
+    session_id = payload.get("sid")
     if not (isinstance(subject, str) and isinstance(expires, int) and isinstance(csrf, str)):
         return None
-    if expires <= rt.clock():
+    if not isinstance(session_id, str) or expires <= rt.clock():
         return None
+    if await rt.store.sessions.subject(session_id, now=rt.clock()) != subject:
+        return None  # signed out, or a session this server never opened
     identity = await _recheck(rt, subject, sign)
-    return None if identity is None else Session(identity, csrf, expires)
+    return None if identity is None else Session(identity, csrf, expires, session_id)
 
 
 async def require_session(request: Request, rt: RuntimeDep) -> Session:

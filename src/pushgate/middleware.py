@@ -1,0 +1,98 @@
+"""ASGI middleware around the whole app (API and UI): the body size limit, and HTML headers.
+
+`BodyLimit` counts a request body while it streams in. A declared `Content-Length` over the
+limit is answered 413 before the app runs; a body without one (chunked) is cut off the moment it
+passes the limit: the next read raises `RequestTooLarge`, which the API answers 413
+`{"code": "request_too_large"}` and the UI as a page. Nothing ever holds more than the limit
+plus one chunk.
+
+`PageHeaders` gives every HTML answer that does not set its own Content-Security-Policy the
+UI's strict one (and `nosniff` to every answer), so no page can go out without a policy.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pushgate.errors import RequestTooLarge
+from pushgate.web.templating import PAGE_HEADERS
+
+# Answers that a browser renders as a document, and so may run scripts.
+_DOCUMENT_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml")
+
+
+def too_large(limit: int) -> RequestTooLarge:
+    """The error for a body over `limit` bytes."""
+    return RequestTooLarge(
+        f"body: larger than {limit} bytes, the request size limit (PUSHGATE_REQUEST_SIZE_LIMIT)"
+    )
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes while they stream in."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            error = too_large(self.limit)
+            answer = JSONResponse(
+                {"code": error.code, "message": error.message},
+                status_code=error.status,
+                headers={"Connection": "close"},
+            )
+            await answer(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise too_large(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class PageHeaders:
+    """Add the UI's Content-Security-Policy to HTML answers that carry none; `nosniff` to all."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if headers.get("Content-Type", "").startswith(_DOCUMENT_TYPES):
+                    for name, value in PAGE_HEADERS.items():
+                        headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
