@@ -77,7 +77,7 @@ async def running(
     """
     store = await Store.open(settings, status_shard=random.randrange(STATUS_SHARDS))
     transport = Transport(settings)
-    services = Services(default_catalog(), store, load_secret_box(settings))
+    services = Services(default_catalog(settings.manifest_dirs), store, load_secret_box(settings))
     engine = Engine(
         transport, Endpoints(settings.endpoint_overrides), link_base_url=settings.link_base_url
     )

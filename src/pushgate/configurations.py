@@ -15,7 +15,7 @@ import jsonpatch
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations import Catalog
 from pushgate.integrations.base import Integration, IntegrationConfig, secret_fields
-from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
+from pushgate.policy import parse_statements
 from pushgate.sealing import SecretBox
 from pushgate.store import ConfigurationRow, ErrorEntry, Status, Store
 
@@ -94,7 +94,7 @@ async def create(
     statements = (
         parse_statements(body["statements"])
         if body.get("statements") is not None
-        else list(DEFAULT_STATEMENTS)
+        else list(integration.default_statements)
     )
     public, sealed = _seal(services, integration, config)
     return await services.store.configurations.create(

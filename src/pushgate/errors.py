@@ -7,6 +7,8 @@
     │   ├── Forbidden                 403 forbidden
     │   ├── NotFound                  404 not_found
     │   └── Conflict                  409 optimistic_locking_error
+    ├── DeliverySkipped               the adapter decided not to send this event (neither
+    │                                 success nor failure: no attempt is made or counted)
     └── DeliveryError                 one attempt of a delivery did not succeed
         ├── RetryableDeliveryError    worth another attempt (408, 429, 5xx, busy vendor)
         │   └── TransportError        no HTTP answer at all (refused, DNS, TLS, timeout)
@@ -66,6 +68,19 @@ class Conflict(RequestError):
 
     code = "optimistic_locking_error"
     status = 409
+
+
+class DeliverySkipped(PushgateError):
+    """Raised by `Integration.build_request`: this event is not for this configuration.
+
+    A manifest integration whose template renders nothing for an event (the framework's way
+    of saying "do not send") raises it, as does one with no template for the event's kind.
+    Not a `DeliveryError`: nothing failed, and the delivery is finished without an attempt.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class DeliveryError(PushgateError):

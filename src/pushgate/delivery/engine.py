@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from pushgate.delivery.transport import Transport
-from pushgate.errors import DeliveryError, PermanentDeliveryError
+from pushgate.errors import DeliveryError, DeliverySkipped, PermanentDeliveryError
 from pushgate.events import build_context
 from pushgate.integrations.base import (
     SECRET_MASK,
@@ -49,6 +49,7 @@ class Engine:
         """Send `payload` (an audit-log entry) once; None on success, else the failure.
 
         "Once" allows one resend when fetched credentials were refused (401) and renewed.
+        Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
         try:
             context = build_context(payload, link_base_url=self._link_base_url)
@@ -62,6 +63,8 @@ class Engine:
             integration.classify(response)
         except DeliveryError as error:
             return _redacted(error, integration.secret_values(config))
+        except DeliverySkipped:
+            raise
         except Exception as error:
             # A bug in an adapter must not stall the queue or crash the worker: log it with its
             # traceback, and record the attempt as a permanent failure.

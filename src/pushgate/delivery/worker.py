@@ -29,7 +29,7 @@ import structlog
 from pushgate.clock import Clock
 from pushgate.configurations import Services, open_config
 from pushgate.delivery.engine import Engine
-from pushgate.errors import DeliveryError, RetryableDeliveryError
+from pushgate.errors import DeliveryError, DeliverySkipped, RetryableDeliveryError
 from pushgate.integrations.base import Integration, IntegrationConfig
 from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
@@ -424,9 +424,20 @@ class Worker:
                 target.unreadable, hint=UNREADABLE_HINT
             )
         else:
-            failure = await self._engine.attempt(
-                target.integration, target.config, delivery.payload
-            )
+            try:
+                failure = await self._engine.attempt(
+                    target.integration, target.config, delivery.payload
+                )
+            except DeliverySkipped as skip:
+                # Not sent on purpose (a manifest template rendered nothing): finished, counted
+                # neither as a success nor as an error. Recorded as CANCELLED, the final state
+                # of deliveries that were not attempted.
+                ATTEMPTS.labels(target.integration.key, "skipped").inc()
+                self._outcomes.append(self._result(delivery, DeliveryState.CANCELLED))
+                bound.info(
+                    "delivery.skipped", integration=target.integration.key, reason=skip.reason
+                )
+                return
         integration = target.integration.key
         if failure is None:
             ATTEMPTS.labels(integration, "success").inc()
