@@ -253,7 +253,7 @@ class EventContext:
         environment = self.environment
         env_key, env_name = (environment.key, environment.name) if environment else ("", "")
         if env_key == "*":
-            env_key, env_name = ALL_ENVIRONMENTS_KEY, ALL_ENVIRONMENTS_NAME
+            env_key = ALL_ENVIRONMENTS_KEY
         project = self.project
         moment = _EPOCH + timedelta(milliseconds=self.date_ms)
         member = self.payload.get("member")
@@ -276,7 +276,7 @@ class EventContext:
             "name": self.name,
             "key": self.key or "",
             "details": {
-                "plainText": self.details,
+                "plainText": self.details.strip(),
                 "markdown": self.details_markdown,
                 "html": self.details_html,
             },
@@ -520,6 +520,8 @@ def _project(segments: list[_Segment], entry: Mapping[str, Any]) -> Project | No
     environment = None
     if env is not None and env.key is not None:
         fallback = own_name if changed == "env" else None
+        if env.key == "*":  # a change to every environment at once
+            fallback = fallback or ALL_ENVIRONMENTS_NAME
         name = _name_of(entry.get("environment"), env.key, fallback)
         environment = Environment(env.key, name, env.tags)
     fallback = own_name if changed == "proj" else None
@@ -571,6 +573,12 @@ def _markdown_link(text: str, url: str | None) -> str:
     if url is None:
         return _escape_markdown(text)
     return f"[{_escape_markdown(text)}]({url.replace(' ', '%20').replace(')', '%29')})"
+
+
+def inline_markdown_html(markdown: str) -> str:
+    """Inline markdown (links, `code`, emphasis) as HTML with every piece escaped; links only to
+    http(s) and mailto addresses."""
+    return _render(markdown, as_html=True, link_base_url=None)
 
 
 def _render(markdown: str, *, as_html: bool, link_base_url: str | None) -> str:
