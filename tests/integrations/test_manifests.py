@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import Receiver
+from pushgate.clock import ManualClock
 from pushgate.delivery.engine import Engine
 from pushgate.delivery.transport import Transport
 from pushgate.errors import (
@@ -30,6 +31,7 @@ from pushgate.integrations.base import Endpoints, Integration
 from pushgate.integrations.manifest import ManifestIntegration
 from pushgate.integrations.manifest_loader import load_manifest
 from pushgate.settings import Settings
+from pushgate.validation import SKIPPED_HINT, validate
 
 from .conftest import FLAG_EVENT, PROJECT_EVENT, Attempt
 
@@ -495,3 +497,23 @@ def test_the_manifest_gives_name_description_icon_and_default_policy() -> None:
             "actions": ["*"],
         }
     ]
+
+
+async def test_validation_that_renders_nothing_reports_that_nothing_was_sent(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    only_on = "{{#equal verbKind 'updateOn'}}{}{{/equal}}"
+    folder = write_manifest(tmp_path / "tool", templates={"flag": ("f.json", only_on)})
+    integration = load_manifest(folder)
+    engine = Engine(Transport(Settings(outbound_allow="127.0.0.0/8")), Endpoints())
+    try:
+        report = await validate(
+            engine, integration, integration.parse_config({"url": receiver.url}), ManualClock()
+        )
+    finally:
+        await engine.transport.close()
+
+    assert report.ok is False
+    assert report.error == "Nothing was sent: the flag template rendered nothing for this event."
+    assert report.hint == SKIPPED_HINT
+    assert receiver.requests == []
