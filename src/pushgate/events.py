@@ -5,7 +5,9 @@ routing; `parse_entry` checks the types of the fields pushgate knows, fills `_id
 `kind` when they are missing and keeps every other key unchanged. `build_context` turns an
 accepted entry into an `EventContext`: timestamps in several units, title and details as plain
 text, markdown and HTML, the project and environment named by the first access's resource, and an
-absolute link to the change. Everything here is pure.
+absolute link to the change. `EventContext.template_context()` gives the same in the shape that
+LaunchDarkly's integration-framework templates expect (docs/manifests.md lists every field and
+where it comes from). Everything here is pure.
 """
 
 from __future__ import annotations
