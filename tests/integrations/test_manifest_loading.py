@@ -287,3 +287,14 @@ def test_the_worked_example_of_the_docs_loads_without_refusal() -> None:
 
     assert "changeboard" in catalog
     assert [e for e in logs if e["event"] == "manifest.refused"] == []
+
+
+def test_listing_an_integration_directory_itself_warns_to_list_its_parent(tmp_path: Path) -> None:
+    folder = copy_changeboard(tmp_path)
+
+    with capture_logs() as logs:
+        catalog = default_catalog([folder])
+
+    [warning] = [e for e in logs if e["event"] == "manifest.directory_is_an_integration"]
+    assert warning["directory"] == str(folder)
+    assert "changeboard" not in catalog

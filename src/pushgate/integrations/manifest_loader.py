@@ -148,6 +148,12 @@ def load_manifest(folder: Path, raw: object | None = None) -> ManifestIntegratio
 
 def _integration_folders(directories: Sequence[Path]) -> Iterator[Path]:
     for directory in directories:
+        if (directory / MANIFEST_FILE).is_file():
+            log.warning(
+                "manifest.directory_is_an_integration",
+                directory=str(directory),
+                hint="list the directory that holds integration directories, e.g. its parent",
+            )
         try:
             folders = sorted(p for p in directory.iterdir() if (p / MANIFEST_FILE).is_file())
         except OSError as error:
@@ -203,7 +209,11 @@ def _icon(folder: Path, icons: Icons | None) -> str | None:
     if icons is None:
         return None
     path = _inside(folder, icons.square, "icons.square")
-    data = path.read_bytes()[: MAX_ICON_BYTES + 1]
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_ICON_BYTES + 1)
+    except OSError as error:
+        raise ManifestError(f"icons.square: cannot be read ({error.strerror})") from None
     if len(data) > MAX_ICON_BYTES:
         raise ManifestError(f"icons.square: larger than {MAX_ICON_BYTES:,} bytes")
     return "data:image/svg+xml;base64," + base64.b64encode(data).decode()
