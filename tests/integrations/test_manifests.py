@@ -517,3 +517,16 @@ async def test_validation_that_renders_nothing_reports_that_nothing_was_sent(
     assert report.error == "Nothing was sent: the flag template rendered nothing for this event."
     assert report.hint == SKIPPED_HINT
     assert receiver.requests == []
+
+
+async def test_a_template_failing_on_a_configuration_value_fails_permanently_naming_it(
+    receiver: Receiver,
+) -> None:
+    failure = await Attempt(changeboard()).send(config(receiver, utcOffset="soon"), FLAG_EVENT)
+
+    assert isinstance(failure, PermanentDeliveryError)
+    assert failure.description == (
+        "the manifest's template failed: templates/flag.json.hbs: "
+        "formatWithOffset: the offset 'soon' is not a number"
+    )
+    assert receiver.requests == []

@@ -108,12 +108,24 @@ class ManifestIntegration(Integration[IntegrationConfig]):
         variables = self.variables(config)
         context = event.template_context()
         body, is_json = self.render_body(event, context, variables)
-        endpoint = self.spec.checked.endpoint
         scope = {**variables, "context": context}
-        url, basic_auth = _split_credentials(self._render(self.spec.url, scope, "endpoint.url"))
+        url, basic_auth = _split_credentials(self._render(self.spec.url, scope))
+        headers = self._headers(scope, is_json=is_json)
+        if basic_auth is not None and not _has(headers, "Authorization"):
+            headers["Authorization"] = basic_auth
+        signature = self.spec.checked.endpoint.hmacSignature
+        secret = variables.get(signature.hmacSecretFormVariableKey) if signature else None
+        if signature is not None and isinstance(secret, str) and secret:
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            _put(headers, signature.headerName, digest)
+        method = self.spec.checked.endpoint.method
+        return OutboundRequest(method, endpoints.rebased(self.key, url), headers, body)
+
+    def _headers(self, scope: Mapping[str, Any], *, is_json: bool) -> dict[str, str]:
+        """The manifest's headers rendered, after pushgate's User-Agent and a Content-Type."""
         headers = {"User-Agent": USER_AGENT}
         for name, template in self.spec.headers:
-            value = self._render(template, scope, f"the {name} header").strip()
+            value = self._render(template, scope).strip()
             if _CONTROL.search(value):
                 raise PermanentDeliveryError(
                     f"the {name} header rendered a line break or control character",
@@ -122,14 +134,7 @@ class ManifestIntegration(Integration[IntegrationConfig]):
             _put(headers, name, value)
         if not _has(headers, "Content-Type"):
             headers["Content-Type"] = _JSON if is_json else _PLAIN_TEXT
-        if basic_auth is not None and not _has(headers, "Authorization"):
-            headers["Authorization"] = basic_auth
-        signature = endpoint.hmacSignature
-        secret = variables.get(signature.hmacSecretFormVariableKey) if signature else None
-        if signature is not None and isinstance(secret, str) and secret:
-            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            _put(headers, signature.headerName, digest)
-        return OutboundRequest(endpoint.method, endpoints.rebased(self.key, url), headers, body)
+        return headers
 
     def variables(self, config: IntegrationConfig) -> dict[str, Any]:
         """The form variables' values by key, secrets revealed ("" / false when unset)."""
@@ -172,13 +177,13 @@ class ManifestIntegration(Integration[IntegrationConfig]):
         return text.encode(errors="replace"), chosen.is_json
 
     @staticmethod
-    def _render(template: Template, scope: Mapping[str, Any], what: str | None = None) -> str:
+    def _render(template: Template, scope: Mapping[str, Any]) -> str:
+        """Render; a failure (its message names the template) fails the attempt permanently."""
         try:
             return template.render(scope)
         except TemplateError as error:
-            problem = f"{what}: {error}" if what else str(error)
             raise PermanentDeliveryError(
-                f"the manifest's template failed: {problem}", hint=TEMPLATE_HINT
+                f"the manifest's template failed: {error}", hint=TEMPLATE_HINT
             ) from None
 
 
