@@ -20,7 +20,7 @@ from pushgate.integrations import Catalog
 from pushgate.integrations.base import SECRET_MASK, Integration, IntegrationConfig, secret_fields
 from pushgate.limits import MAX_TAGS, NAME_LIMIT, TAG_LIMIT, check_text
 from pushgate.outbound import OutboundPolicy
-from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
+from pushgate.policy import parse_statements
 from pushgate.sealing import SecretBox
 from pushgate.store import ConfigurationRow, ErrorEntry, Status, Store
 
@@ -125,7 +125,7 @@ async def create(
     statements = (
         parse_statements(body["statements"])
         if body.get("statements") is not None
-        else list(DEFAULT_STATEMENTS)
+        else list(integration.default_statements)
     )
     public, sealed = _seal(services, integration, config)
     return await services.store.configurations.create(

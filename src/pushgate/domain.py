@@ -17,6 +17,7 @@ class DeliveryState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # given up: permanent failure or retries exhausted
     CANCELLED = "cancelled"  # not sent: its configuration was turned off by a user
+    SKIPPED = "skipped"  # not sent on purpose: the integration has nothing to send for it
 
 
 class Role(enum.StrEnum):

@@ -9,6 +9,8 @@
     │   ├── Conflict                  409 optimistic_locking_error
     │   ├── RequestTooLarge           413 request_too_large: the body passed the size limit
     │   └── RateLimited               429 rate_limited: too many failed sign-ins, wait
+    ├── DeliverySkipped               the adapter decided not to send this event (neither
+    │                                 success nor failure: no attempt is made or counted)
     └── DeliveryError                 one attempt of a delivery did not succeed
         ├── RetryableDeliveryError    worth another attempt (408, 429, 5xx, busy vendor)
         │   └── TransportError        no HTTP answer at all (refused, DNS, TLS, timeout)
@@ -86,6 +88,19 @@ class RateLimited(RequestError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeliverySkipped(PushgateError):
+    """Raised by `Integration.build_request`: this event is not for this configuration.
+
+    A manifest integration whose template renders nothing for an event (the framework's way
+    of saying "do not send") raises it, as does one with no template for the event's kind.
+    Not a `DeliveryError`: nothing failed, and the delivery is finished without an attempt.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class DeliveryError(PushgateError):

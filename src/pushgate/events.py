@@ -5,7 +5,9 @@ routing; `parse_entry` checks the types of the fields pushgate knows, fills `_id
 `kind` when they are missing and keeps every other key unchanged. `build_context` turns an
 accepted entry into an `EventContext`: timestamps in several units, title and details as plain
 text, markdown and HTML, the project and environment named by the first access's resource, and an
-absolute link to the change. Everything here is pure.
+absolute link to the change. `EventContext.template_context()` gives the same in the shape that
+LaunchDarkly's integration-framework templates expect (docs/manifests.md lists every field and
+where it comes from). Everything here is pure.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ _VALIDATION_ID_BYTES = 8
 # 9999-12-31T23:59:59.999Z: a later `date` cannot be written as RFC 3339 by `datetime`.
 _MAX_DATE_MS = 253_402_300_799_999
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How LaunchDarkly's template context names a change to every environment (`env/*`).
+ALL_ENVIRONMENTS_KEY = "~"
+ALL_ENVIRONMENTS_NAME = "All environments"
 
 # LaunchDarkly spells these resource types out when it names an entry's kind.
 _KIND_OF_TYPE = {"proj": "project", "env": "environment", "acct": "account"}
@@ -58,10 +63,11 @@ _NAMED_FIELDS = ("project", "environment")
 _PAGE_SCHEMES = frozenset({"http", "https"})
 _TITLE_LINK_SCHEMES = _PAGE_SCHEMES | {"mailto"}
 
-# Inline markdown, enough for LaunchDarkly titles and descriptions: escapes, `code`, [links](x),
+# Inline markdown, enough for LaunchDarkly titles and descriptions: backslash escapes of ASCII
+# punctuation (LaunchDarkly writes `client\-side`), `code`, [links](x),
 # **strong**, *em* and _em_ (not inside words, so `new_checkout_flag` stays as it is).
 _INLINE = re.compile(
-    r"\\(?P<escaped>[\\`*_\[\]])"
+    r"\\(?P<escaped>[!-/:-@\[-`{-~])"
     r"|`(?P<code>[^`\n]+)`"
     r"|\[(?P<label>(?:\\.|[^\]\\\n])*)\]\((?P<href>[^)\s]*)\)"
     r"|\*\*(?P<strong>[^*\s](?:[^*\n]*[^*\s])?)\*\*"
@@ -243,6 +249,122 @@ class EventContext:
         plain = _LIST_MARKER.sub(r"\1- ", _HEADING.sub("", self.details_markdown))
         return _render(plain, as_html=False, link_base_url=self.link_base_url)
 
+    @cached_property
+    def details_html(self) -> str:
+        """HTML of the description: blocks split by blank lines; a block of list items is a
+        `<ul>`, any other block a `<p>` (its lines kept); "" when there is no description."""
+        blocks = []
+        for block in re.split(r"\n[ \t]*\n", self.details_markdown.strip()):
+            lines = [line for line in block.splitlines() if line.strip()]
+            if not lines:
+                continue
+            if all(_LIST_MARKER.match(line) for line in lines):
+                items = (self._inline_html(_LIST_MARKER.sub("", line)) for line in lines)
+                blocks.append("<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>")
+            else:
+                text = "\n".join(self._inline_html(_HEADING.sub("", line)) for line in lines)
+                blocks.append(f"<p>{text}</p>")
+        return "\n".join(blocks)
+
+    def _inline_html(self, markdown: str) -> str:
+        return _render(markdown.strip(), as_html=True, link_base_url=self.link_base_url)
+
+    def template_context(self) -> dict[str, Any]:
+        """The context LaunchDarkly's integration-framework templates render against.
+
+        Its shape is the framework's (docs/manifests.md describes every field and where it comes
+        from). Objects are always present and strings are "" when the entry does not tell, so
+        `{{project.key}}` never fails; links are present only when the entry has them (relative
+        ones need `link_base_url`). `key` is absent for member events, as in the framework.
+        """
+        environment = self.environment
+        env_key, env_name = (environment.key, environment.name) if environment else ("", "")
+        if env_key == "*":
+            env_key = ALL_ENVIRONMENTS_KEY
+        project = self.project
+        moment = _EPOCH + timedelta(milliseconds=self.date_ms)
+        member = self.payload.get("member")
+        member = member if isinstance(member, Mapping) else {}
+        target = self.payload.get("target")
+        target = target if isinstance(target, Mapping) else {}
+        email = self.member.email if self.member and self.member.email else ""
+        context: dict[str, Any] = {
+            "_links": self._links(self.payload.get("_links")),
+            "baseURL": (self.link_base_url or "").rstrip("/"),
+            "_id": self.id,
+            "_accountId": _str(self.payload.get("_accountId")) or "",
+            "timestamp": {
+                "milliseconds": self.date_ms,
+                "seconds": self.date_ms // 1000,
+                "rfc3339": f"{moment:%Y-%m-%dT%H:%M:%S}Z",
+                "simple": f"{moment:%Y-%m-%d %H:%M:%S}",
+            },
+            "kind": self.kind,
+            "name": self.name,
+            "key": self.key or "",
+            "details": {
+                "plainText": self.details.strip(),
+                "markdown": self.details_markdown,
+                "html": self.details_html,
+            },
+            "comment": self.comment or "",
+            "project": {
+                "name": project.name if project else "",
+                "key": project.key if project else "",
+                "tags": list(project.tags) if project else [],
+                "environment": {
+                    "name": env_name,
+                    "key": env_key,
+                    "tags": list(environment.tags) if environment else [],
+                },
+            },
+            "tags": list(self.tags),
+            "customProperties": _custom_properties(self.payload.get("customProperties")),
+            "member": {
+                "_links": self._links(member.get("_links")),
+                "_id": _str(member.get("_id")) or "",
+                "email": email,
+                "emailLocalPart": email.partition("@")[0],
+                "firstName": (self.member.first_name if self.member else None) or "",
+                "lastName": (self.member.last_name if self.member else None) or "",
+                "displayName": self._member_name(),
+            },
+            "titleVerb": self.title_verb or "",
+            "verbKind": self.action or "",
+            "title": {
+                "plainText": self.title,
+                "markdown": self.title_markdown,
+                "html": self.title_html,
+            },
+            "target": {
+                "_links": self._links(target.get("_links")),
+                "name": _str(target.get("name")) or self.name,
+                "_id": _str(target.get("_id")) or "",
+            },
+        }
+        if self.kind == "member":
+            del context["key"]
+        return context
+
+    def _member_name(self) -> str:
+        if self.member is None:
+            return ""
+        names = " ".join(name for name in (self.member.first_name, self.member.last_name) if name)
+        return names or self.member.email or ""
+
+    def _links(self, raw: object) -> dict[str, dict[str, str]]:
+        """`{name: {href, type}}` of the links with an http(s) href (relative: made absolute)."""
+        links: dict[str, dict[str, str]] = {}
+        for name, link in raw.items() if isinstance(raw, Mapping) else ():
+            if not isinstance(name, str) or not isinstance(link, Mapping):
+                continue
+            href = _absolute_url(_str(link.get("href")), self.link_base_url, _PAGE_SCHEMES)
+            if href is not None:
+                links[name] = {"href": href}
+                if isinstance(link.get("type"), str):
+                    links[name]["type"] = link["type"]
+        return links
+
     @property
     def date_s(self) -> float:
         """The event time in Unix seconds, with the milliseconds as a fraction."""
@@ -253,6 +375,11 @@ class EventContext:
         """The event time in UTC with millisecond precision: `2023-11-14T22:13:20.000Z`."""
         moment = _EPOCH + timedelta(milliseconds=self.date_ms)
         return f"{moment:%Y-%m-%dT%H:%M:%S}.{self.date_ms % 1000:03d}Z"
+
+    @property
+    def is_validation(self) -> bool:
+        """Whether this is the synthetic event of "Validate connection" (`validation_entry`)."""
+        return self.id.startswith(VALIDATION_EVENT_ID_PREFIX)
 
     @property
     def environment(self) -> Environment | None:
@@ -423,6 +550,8 @@ def _project(segments: list[_Segment], entry: Mapping[str, Any]) -> Project | No
     environment = None
     if env is not None and env.key is not None:
         fallback = own_name if changed == "env" else None
+        if env.key == "*":  # a change to every environment at once
+            fallback = fallback or ALL_ENVIRONMENTS_NAME
         name = _name_of(entry.get("environment"), env.key, fallback)
         environment = Environment(env.key, name, env.tags)
     fallback = own_name if changed == "proj" else None
@@ -456,6 +585,16 @@ def _absolute_url(href: str | None, base: str | None, schemes: frozenset[str]) -
     return href if scheme in schemes else None
 
 
+def _custom_properties(raw: object) -> dict[str, dict[str, Any]]:
+    """`{key: {name, values}}` with string names and string values only."""
+    properties: dict[str, dict[str, Any]] = {}
+    for key, prop in raw.items() if isinstance(raw, Mapping) else ():
+        if isinstance(key, str) and isinstance(prop, Mapping):
+            values = [value for value in _list(prop.get("values")) if isinstance(value, str)]
+            properties[key] = {"name": _str(prop.get("name")) or key, "values": values}
+    return properties
+
+
 def _escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
@@ -464,6 +603,12 @@ def _markdown_link(text: str, url: str | None) -> str:
     if url is None:
         return _escape_markdown(text)
     return f"[{_escape_markdown(text)}]({url.replace(' ', '%20').replace(')', '%29')})"
+
+
+def inline_markdown_html(markdown: str) -> str:
+    """Inline markdown (links, `code`, emphasis) as HTML with every piece escaped; links only to
+    http(s) and mailto addresses."""
+    return _render(markdown, as_html=True, link_base_url=None)
 
 
 def _render(markdown: str, *, as_html: bool, link_base_url: str | None) -> str:

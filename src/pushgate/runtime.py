@@ -130,7 +130,7 @@ async def running(
     transport = Transport(settings)
     try:
         services = Services(
-            catalog or default_catalog(),
+            catalog or default_catalog(settings.manifest_dirs),
             store,
             load_secret_box(settings),
             OutboundPolicy(settings.outbound_allow),

@@ -143,6 +143,14 @@ class Settings(BaseSettings):
             '`{"datadog": "http://127.0.0.1:9000"}` (egress proxy, air-gapped mirror, tests).'
         ),
     )
+    manifest_dirs: Annotated[tuple[Path, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated directories of manifest integrations: each sub-directory with a "
+            "LaunchDarkly integration-framework `manifest.json` (an `auditLogEventsHook`) is an "
+            "integration keyed by the sub-directory's name (docs/manifests.md)."
+        ),
+    )
     worker_concurrency: int = Field(
         default=64, ge=1, le=4096, description="HTTP attempts in flight per worker process."
     )
@@ -236,6 +244,19 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
         return [ipaddress.ip_network(net, strict=False) for net in _split_commas(value) or []]
+
+    @field_validator("manifest_dirs", mode="before")
+    @classmethod
+    def _parse_manifest_dirs(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("manifest_dirs")
+    @classmethod
+    def _check_manifest_dirs(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for directory in value:
+            if not directory.is_dir():
+                raise ValueError(f"{directory} is not a directory")
+        return value
 
     @field_validator("endpoint_overrides", mode="before")
     @classmethod

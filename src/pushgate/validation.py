@@ -11,8 +11,14 @@ from typing import Any
 
 from pushgate.clock import Clock
 from pushgate.delivery.engine import Engine
+from pushgate.errors import DeliverySkipped
 from pushgate.events import validation_entry
 from pushgate.integrations.base import Integration, IntegrationConfig
+
+SKIPPED_HINT = (
+    "The integration chose not to send the test event, so the connection was not tried; a "
+    "manifest integration needs a validation template that renders a body."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,15 @@ async def validate(
 ) -> ValidationReport:
     """Send the integration's test event once, synchronously, and report the outcome."""
     started = time.perf_counter()
-    failure = await engine.attempt(integration, config, validation_entry(clock()))
+    try:
+        failure = await engine.attempt(integration, config, validation_entry(clock()))
+    except DeliverySkipped as skip:
+        return ValidationReport(
+            ok=False,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            error=f"Nothing was sent: {skip.reason}.",
+            hint=SKIPPED_HINT,
+        )
     duration_ms = round((time.perf_counter() - started) * 1000)
     if failure is None:
         return ValidationReport(ok=True, duration_ms=duration_ms)

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter
 
 from pushgate.api.deps import Reader, RuntimeDep
-from pushgate.policy import DEFAULT_STATEMENTS
 
 router = APIRouter(prefix="/api/v2")
 
@@ -22,7 +21,7 @@ async def manifests(rt: RuntimeDep) -> dict[str, Any]:
                 "name": integration.name,
                 "description": integration.description,
                 "formVariables": integration.form(),
-                "defaultPolicy": [s.to_json() for s in DEFAULT_STATEMENTS],
+                "defaultPolicy": [s.to_json() for s in integration.default_statements],
             }
             for integration in rt.catalog
         ]

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from pushgate.delivery.transport import Transport
-from pushgate.errors import DeliveryError, PermanentDeliveryError
+from pushgate.errors import DeliveryError, DeliverySkipped, PermanentDeliveryError
 from pushgate.events import build_context
 from pushgate.integrations.base import (
     Endpoints,
@@ -58,6 +58,7 @@ class Engine:
         """Send `payload` (an audit-log entry) once; None on success, else the failure.
 
         "Once" allows one resend when fetched credentials were refused (401) and renewed.
+        Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
         secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
@@ -73,6 +74,8 @@ class Engine:
             integration.classify(response)
         except DeliveryError as error:
             return _redacted(error, _redactor(secrets, extra))
+        except DeliverySkipped:
+            raise
         except Exception as error:
             # A bug in an adapter must not stall the queue or crash the worker: log it with its
             # traceback, and record the attempt as a permanent failure.

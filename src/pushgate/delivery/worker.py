@@ -41,7 +41,7 @@ from pushgate.delivery.outcomes import Outcomes
 from pushgate.delivery.scheduler import Scheduler
 from pushgate.delivery.targets import Targets
 from pushgate.domain import DeliveryState
-from pushgate.errors import DeliveryError, RetryableDeliveryError
+from pushgate.errors import DeliveryError, DeliverySkipped, RetryableDeliveryError
 from pushgate.logs import Outage
 from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
@@ -505,9 +505,19 @@ class Worker:
             hint = UNREADABLE_HINT if target.integration is not None else UNKNOWN_HINT
             failure: DeliveryError | None = RetryableDeliveryError(target.unreadable, hint=hint)
         else:
-            failure = await self._engine.attempt(
-                target.integration, target.config, delivery.payload
-            )
+            try:
+                failure = await self._engine.attempt(
+                    target.integration, target.config, delivery.payload
+                )
+            except DeliverySkipped as skip:
+                # Not sent on purpose (a manifest template rendered nothing): finished, counted
+                # neither as a success nor as an error, and nothing to the breaker.
+                ATTEMPTS.labels(target.integration.key, "skipped").inc()
+                self._add(self._result(delivery, DeliveryState.SKIPPED))
+                bound.info(
+                    "delivery.skipped", integration=target.integration.key, reason=skip.reason
+                )
+                return
         integration = target.integration.key if target.integration else "unknown"
         if failure is None:
             ATTEMPTS.labels(integration, "success").inc()
@@ -562,8 +572,10 @@ class Worker:
         its lane and record at once, so that no more attempts start before the breaker's
         decision is in."""
         self._outcomes.add(result)
-        cid = result.configuration_id
-        decision = self._breaker.decide(self._local.get(cid, Breaker()), result.outcome())
+        cid, outcome = result.configuration_id, result.outcome()
+        if outcome is None:
+            return
+        decision = self._breaker.decide(self._local.get(cid, Breaker()), outcome)
         if decision.state.paused or decision.state.off:
             self._local.pop(cid, None)
             self._schedule.hold(cid)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pushgate.errors import NotFound
@@ -29,14 +30,15 @@ class Catalog:
         return key in self._by_key
 
 
-def default_catalog() -> Catalog:
-    """Every built-in integration."""
+def default_catalog(manifest_dirs: Sequence[Path] = ()) -> Catalog:
+    """Every built-in integration, and the manifest integrations found in `manifest_dirs`."""
     from pushgate.integrations import (
         appdynamics,
         datadog,
         dynatrace,
         elastic,
         honeycomb,
+        manifest_loader,
         msteams,
         newrelic,
         signalfx,
@@ -44,17 +46,17 @@ def default_catalog() -> Catalog:
         webhook,
     )
 
-    return Catalog(
-        [
-            datadog.Datadog(),
-            dynatrace.Dynatrace(),
-            elastic.Elastic(),
-            honeycomb.Honeycomb(),
-            msteams.Teams(),
-            newrelic.NewRelic(),
-            signalfx.SignalFx(),
-            splunk.Splunk(),
-            appdynamics.AppDynamics(),
-            webhook.Webhook(),
-        ]
-    )
+    builtins: list[Integration[Any]] = [
+        datadog.Datadog(),
+        dynatrace.Dynatrace(),
+        elastic.Elastic(),
+        honeycomb.Honeycomb(),
+        msteams.Teams(),
+        newrelic.NewRelic(),
+        signalfx.SignalFx(),
+        splunk.Splunk(),
+        appdynamics.AppDynamics(),
+        webhook.Webhook(),
+    ]
+    manifests = manifest_loader.load_manifests(manifest_dirs, {i.key: i for i in builtins})
+    return Catalog([*builtins, *manifests])

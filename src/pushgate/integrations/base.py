@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import enum
 import json
+import re
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
@@ -39,9 +40,12 @@ from pushgate.events import EventContext
 from pushgate.limits import CONFIG_TEXT_LIMIT, check_text, key_path
 from pushgate.masking import SECRET_MASK as SECRET_MASK
 from pushgate.masking import SECRET_MIN_LENGTH as SECRET_MIN_LENGTH
+from pushgate.policy import DEFAULT_STATEMENTS, Statement
 
 USER_AGENT = "pushgate/0.1 (+https://github.com/pushgate/pushgate)"
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+# RFC 9110 field names are tokens.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Statuses worth another attempt: timeout, too many requests, and every server error.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -108,6 +112,19 @@ class Endpoints:
         """The base URL for integration `key`: the override when one is set, else `default`."""
         return self.overrides.get(key, default).rstrip("/")
 
+    def rebased(self, key: str, url: str) -> str:
+        """`url` with scheme, host and port (and a path prefix) of the override for `key`.
+
+        For integrations whose whole URL comes from a template (manifest integrations): the
+        override replaces where the request goes, the rendered path and query are kept.
+        """
+        override = self.overrides.get(key)
+        if override is None:
+            return url
+        base, parts = urlsplit(override), urlsplit(url)
+        path = base.path.rstrip("/") + parts.path
+        return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
+
 
 class IntegrationConfig(BaseModel):
     """Base of every config model: unknown fields are refused, LaunchDarkly keys are aliases."""
@@ -130,6 +147,10 @@ class Integration(abc.ABC, Generic[C]):
     config_model: type[C]
     # Shown with 401/403 answers: which field of the form to check.
     auth_hint: ClassVar[str] = "The receiver rejected the credentials: check them."
+    # The policy a new configuration gets when its creator gives none.
+    default_statements: ClassVar[tuple[Statement, ...]] = DEFAULT_STATEMENTS
+    # The logo as a `data:` URI, when the integration has one (else the UI shows an initial).
+    icon: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def build_request(
@@ -344,6 +365,8 @@ def form_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
             entry["description"] = info.description
         if "placeholder" in extra:
             entry["placeholder"] = extra["placeholder"]
+        if extra.get("hidden"):
+            entry["hidden"] = True
         if kind is bool:
             entry["type"] = "boolean"
         elif kind in (int, float):

@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from pushgate.events import EventContext
 from pushgate.integrations.base import (
+    HEADER_NAME,
     JSON_HEADERS,
     Endpoints,
     Integration,
@@ -47,8 +48,7 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 MAX_HEADERS = 20
 # Servers commonly refuse header sections over 8 KB; keep every value well inside that.
 MAX_HEADER_VALUE = 1024
-# RFC 9110 field names are tokens; values here are printable ASCII (no CR/LF, no control chars).
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Values here are printable ASCII (no CR/LF, no control chars).
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
@@ -105,7 +105,7 @@ class WebhookConfig(IntegrationConfig):
         seen: set[str] = set()
         for name, text in value.items():
             lowered = name.lower()
-            if not _HEADER_NAME.fullmatch(name):
+            if not HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
             if lowered in seen:
                 raise ValueError(f"{name!r} appears twice (header names ignore case)")

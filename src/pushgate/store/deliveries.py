@@ -107,7 +107,8 @@ class Result:
     """The outcome of one attempt, to be recorded.
 
     `state` PENDING means "retry at `next_at`"; SUCCEEDED and FAILED are final; CANCELLED
-    means the attempt was not made (the configuration was turned off or deleted). The breaker
+    means the attempt was not made (the configuration was turned off or deleted), SKIPPED that
+    the integration had nothing to send for the event. The breaker
     may turn any failure into "held": kept pending, not charged, until the configuration
     resumes.
     """
@@ -122,8 +123,11 @@ class Result:
     failure: Failure | None = None
     probe: bool = False
 
-    def outcome(self) -> Outcome:
-        """This attempt as the breaker sees it."""
+    def outcome(self) -> Outcome | None:
+        """This attempt as the breaker sees it; None when no attempt was made (cancelled,
+        skipped), which tells the breaker nothing."""
+        if self.state in (DeliveryState.CANCELLED, DeliveryState.SKIPPED):
+            return None
         failure = self.failure
         if failure is None:
             return Outcome(at=self.at, ok=True, probe=self.probe)
@@ -413,6 +417,7 @@ class DeliveryStore:
         succeeded = self._finish(conn, results, DeliveryState.SUCCEEDED)
         self._finish(conn, results, DeliveryState.FAILED)
         self._finish(conn, results, DeliveryState.CANCELLED)
+        self._finish(conn, results, DeliveryState.SKIPPED)
         retries = [r for r in results if r.state is DeliveryState.PENDING]
         if retries:
             conn.execute(
@@ -476,7 +481,10 @@ class DeliveryStore:
             before = state = stored.get(cid, Breaker())
             last = BreakerAction.NONE
             for r in by_configuration[cid]:
-                decision = breaker.decide(state, r.outcome())
+                outcome = r.outcome()
+                if outcome is None:
+                    continue
+                decision = breaker.decide(state, outcome)
                 state = decision.state
                 if decision.action is not BreakerAction.NONE:
                     last = decision.action

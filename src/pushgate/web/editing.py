@@ -20,7 +20,7 @@ from pushgate.api.deps import RuntimeDep
 from pushgate.configurations import configuration_json, open_config
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations.base import Integration, IntegrationConfig, is_masked
-from pushgate.policy import DEFAULT_STATEMENTS, parse_statements
+from pushgate.policy import parse_statements
 from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
@@ -119,7 +119,7 @@ async def new_configuration(
     """The panel for a new configuration: field defaults and the default policy."""
     integration = rt.catalog.get(integration_key)
     fields = integration.form()
-    form = ConfigurationForm.new(fields, [s.to_json() for s in DEFAULT_STATEMENTS])
+    form = ConfigurationForm.new(fields, [s.to_json() for s in integration.default_statements])
     panel = Panel(integration, fields, form)
     return await integrations_page(request, rt, session, expanded=integration.key, panel=panel)
 

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from pushgate.configurations import health_of
+from pushgate.events import inline_markdown_html
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -96,6 +97,15 @@ def status_phrase(code: int) -> str:
         return ""
 
 
+def inline_markdown(text: str) -> Markup:
+    """Help text with inline markdown (manifest descriptions carry `[links](https://…)`), as
+    escaped HTML; links open in a new tab so that following one keeps the form."""
+    html = inline_markdown_html(text).replace(
+        "<a href=", '<a target="_blank" rel="noopener noreferrer" href='
+    )
+    return Markup(html)  # noqa: S704 - inline_markdown_html escapes every piece of the text
+
+
 def dom_id(name: str) -> str:
     """A field name as an element id: `statements[0].resources` → `f-statements-0-resources`."""
     return "f-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
@@ -131,6 +141,7 @@ def _environment() -> jinja2.Environment:
     env.filters["readable_body"] = readable_body
     env.filters["status_phrase"] = status_phrase
     env.filters["thousands"] = lambda n: f"{n:,}"
+    env.filters["inline_markdown"] = inline_markdown
     return env
 
 
