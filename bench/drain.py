@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +26,7 @@ from pushgate.ingest import ingest
 from pushgate.logs import configure
 from pushgate.runtime import running
 from pushgate.settings import Settings
+from sinks import sink
 
 BATCH = 1000
 
@@ -46,13 +44,6 @@ def event(i: int) -> dict[str, object]:
         "member": {"email": "ana@example.com", "firstName": "Ana", "lastName": "Lopez"},
         "comment": "Rolling out to everyone",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def reference(url: str, n: int, concurrency: int) -> float:
@@ -104,18 +95,6 @@ async def pushgate(url: str, n: int, concurrency: int, data_dir: Path, database_
     return n / elapsed
 
 
-def start_sink(port: int) -> subprocess.Popen[str]:
-    """The sink runs in its own process, so it does not share a core with the client measured."""
-    sink = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("sink.py")), str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sink.stdout is not None
-    assert sink.stdout.readline().strip() == "ready"
-    return sink
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=5000)
@@ -125,24 +104,25 @@ async def main() -> None:
     args = parser.parse_args()
     configure("warning")
 
-    port = free_port()
-    sink = start_sink(port)
-    url = f"http://127.0.0.1:{port}/hook"
     bases, ours = [], []
-    try:
+    with sink() as receiver:
         for _ in range(args.rounds):
-            bases.append(await reference(url, args.deliveries, args.concurrency))
+            bases.append(await reference(receiver.url, args.deliveries, args.concurrency))
             with tempfile.TemporaryDirectory() as tmp:
                 ours.append(
                     await pushgate(
-                        url, args.deliveries, args.concurrency, Path(tmp), args.database_url
+                        receiver.url,
+                        args.deliveries,
+                        args.concurrency,
+                        Path(tmp),
+                        args.database_url,
                     )
                 )
-    finally:
-        sink.terminate()
-        sink.wait()
     base, mine = statistics.median(bases), statistics.median(ours)
-    print(f"deliveries={args.deliveries} concurrency={args.concurrency} rounds={args.rounds}")
+    print(
+        f"deliveries={args.deliveries} concurrency={args.concurrency} rounds={args.rounds} "
+        f"sink={receiver.kind}"
+    )
     print(f"reference aiohttp client : {base:8.0f} deliveries/s (median of {_list(bases)})")
     print(f"pushgate worker          : {mine:8.0f} deliveries/s (median of {_list(ours)})")
     print(f"ratio                    : {mine / base:8.2f}")

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import aiohttp
 
-from drain import event, free_port
+from drain import event
+from sinks import free_port
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-admin-token-0123456789abcdef"

@@ -120,8 +120,15 @@ async def test_a_database_outage_answers_503_logs_once_and_accepts_nothing(
             with structlog.testing.capture_logs() as logged, caplog.at_level(logging.INFO):
                 answers = [
                     await call(session, "POST", f"{base}/api/v2/events", flag_event(f"down{i}"))
-                    for i in range(20)
+                    for i in range(10)
                 ]
+                # ... and requests that share a commit (group commit) fail together
+                answers += await asyncio.gather(
+                    *(
+                        call(session, "POST", f"{base}/api/v2/events", flag_event(f"many{i}"))
+                        for i in range(10)
+                    )
+                )
                 listed = await call(session, "GET", f"{base}/api/v2/integrations/webhook")
                 page = await browser.get("/settings/integrations")
                 await proxy.start()

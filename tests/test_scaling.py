@@ -145,6 +145,20 @@ class Api:
         return status
 
 
+async def _until_ready(session: aiohttp.ClientSession, url: str, node: Pushgate) -> None:
+    """Return once `url` answers /readyz with 200; fail if the process exits first."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                async with session.get(url + "/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            assert node.process.returncode is None, node.log.read_text()
+            await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 async def api(launch: Launch) -> AsyncIterator[Api]:
     """`pushgate serve --no-worker` on a free port, ready."""
@@ -152,16 +166,7 @@ async def api(launch: Launch) -> AsyncIterator[Api]:
     node = await launch("api", "serve", "--no-worker", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    async with session.get(url + "/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert node.process.returncode is None, node.log.read_text()
-                await asyncio.sleep(0.1)
+        await _until_ready(session, url, node)
         yield Api(url, session)
     assert await node.terminate() == 0
 
@@ -357,16 +362,7 @@ async def serve_ready(launch: Launch, name: str) -> tuple[Pushgate, Api, aiohttp
     node = await launch(name, "serve", "--port", str(port))
     session = aiohttp.ClientSession()
     url = f"http://127.0.0.1:{port}"
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            assert node.process.returncode is None, node.log.read_text()
-            await asyncio.sleep(0.1)
+    await _until_ready(session, url, node)
     return node, Api(url, session), session
 
 
@@ -436,3 +432,48 @@ async def test_after_kill_9_a_surviving_worker_delivers_what_the_dead_one_held(
     handled = sum(e.get("event") == "delivery.succeeded" for e in survivor.events())
     assert handled == 3, "the survivor should have delivered them"
     assert await survivor.terminate() == 0
+
+
+ANSWERED_BEFORE_THE_KILL = 300
+
+
+async def test_kill_9_during_a_stream_of_posts_loses_no_event_that_was_answered_202(
+    launch: Launch, settings_factory: Callable[..., Settings]
+) -> None:
+    port = free_port()
+    node = await launch("api", "serve", "--no-worker", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    answered: list[str] = []
+    enough = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        await _until_ready(session, url, node)
+
+        async def post_until_refused(client: int) -> None:
+            for number in range(100_000):
+                event_id = f"c{client}-{number}"
+                try:
+                    async with session.post(
+                        url + "/api/v2/events",
+                        json=flag_event(event_id),
+                        headers={"Authorization": ADMIN_TOKEN},
+                    ) as response:
+                        if response.status == 202:
+                            answered.append(event_id)
+                            if len(answered) >= ANSWERED_BEFORE_THE_KILL:
+                                enough.set()
+                except aiohttp.ClientError:
+                    return  # the server is gone
+
+        posting = [asyncio.create_task(post_until_refused(client)) for client in range(16)]
+        await asyncio.wait_for(enough.wait(), 60)  # and more in flight, sharing commits
+        node.process.kill()
+        await node.process.wait()
+        await asyncio.gather(*posting)
+
+    store = await Store.open(settings_factory())
+    try:
+        found = await store.deliveries.stored(answered)
+    finally:
+        await store.close()
+    assert len(answered) >= ANSWERED_BEFORE_THE_KILL
+    assert set(answered) <= found

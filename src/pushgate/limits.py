@@ -94,7 +94,13 @@ def parse_json(body: bytes, where: str = "body") -> Any:
 
 def check_json(value: Any, where: str, *, strings: bool = True) -> None:
     """Refuse JSON nested deeper than `MAX_JSON_DEPTH`, and (when `strings`) any string or key
-    holding U+0000 or an unpaired surrogate. Iterative: depth costs no Python stack."""
+    holding U+0000 or an unpaired surrogate. Iterative: depth costs no Python stack.
+
+    A first walk only looks; the path that names the problem is built by a second walk, run
+    only when the first found one (every event goes through the first).
+    """
+    if not _has_problem(value, strings=strings):
+        return
     pending: list[tuple[Any, str, int]] = [(value, where, 0)]
     while pending:
         item, path, depth = pending.pop()
@@ -109,6 +115,37 @@ def check_json(value: Any, where: str, *, strings: bool = True) -> None:
             pending.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
         elif strings and isinstance(item, str):
             _check_storable(item, path)
+
+
+def _has_problem(value: Any, *, strings: bool) -> bool:
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            if depth >= MAX_JSON_DEPTH:
+                return True
+            if strings and not all(_storable(key) for key in item):
+                return True
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            if depth >= MAX_JSON_DEPTH:
+                return True
+            pending.extend((child, depth + 1) for child in item)
+        elif strings and isinstance(item, str) and not _storable(item):
+            return True
+    return False
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_storable(text: str, where: str) -> None:

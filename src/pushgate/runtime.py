@@ -26,6 +26,7 @@ from pushgate.delivery.engine import Engine
 from pushgate.delivery.transport import Transport
 from pushgate.delivery.worker import Worker
 from pushgate.domain import Role
+from pushgate.ingest import Ingestor
 from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
 from pushgate.logs import Outage
@@ -53,9 +54,11 @@ class Runtime:
     worker: Worker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     throttle: Throttle = field(init=False)
+    ingestor: Ingestor = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.clock)
+        self.ingestor = Ingestor(self.services.store, self.clock)
 
     @property
     def store(self) -> Store:

@@ -20,6 +20,7 @@ clock.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import OrderedDict
@@ -95,6 +96,7 @@ class Throttle:
         return failures
 
 
+@functools.lru_cache(maxsize=4096)  # parsed once per client address, not once per request
 def _key(client: str) -> str:
     """The address failures are counted for: the address itself, or its /64 for IPv6."""
     try:

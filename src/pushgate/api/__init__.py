@@ -58,5 +58,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Anything else that raises: 503 when the database is away, else 500 (failures.py).
     app.add_middleware(FailureMiddleware)
+    app.router.routes.append(events.intake)  # before the routers below: see events.py
     for module in (configurations, events, manifests, tokens, system, docs):
         app.include_router(module.router)

@@ -12,10 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.settings import Settings
 from pushgate.store.configurations import ConfigurationRow, ConfigurationStore
-from pushgate.store.database import create_engine, describe, is_unavailable, migrate
+from pushgate.store.database import (
+    Transactions,
+    create_engine,
+    describe,
+    is_unavailable,
+    migrate,
+)
 from pushgate.store.deliveries import (
     Claim,
     Claimed,
+    ConfigurationsChanged,
     DeliveryStore,
     Failure,
     Lease,
@@ -34,6 +41,7 @@ __all__ = [
     "Claim",
     "Claimed",
     "ConfigurationRow",
+    "ConfigurationsChanged",
     "ErrorEntry",
     "Failure",
     "Health",
@@ -65,9 +73,12 @@ class Store:
         if engine.dialect.name == "postgresql":
             self._listener_engine = create_engine(settings, pooled=False, name="pushgate-listener")
             listener = Listener(self._listener_engine, channel_name(settings.database_schema))
-        self.configurations = ConfigurationStore(engine)
+        # One runner of hot-path transactions for the process (on SQLite: one thread).
+        self._transactions = Transactions(engine)
+        self.configurations = ConfigurationStore(engine, self._transactions)
         self.deliveries = DeliveryStore(
             engine,
+            self._transactions,
             error_log_size=settings.error_log_size,
             status_shard=status_shard,
             listener=listener,
@@ -89,7 +100,7 @@ class Store:
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        self.deliveries.dispose()
+        self._transactions.dispose()
         await self.engine.dispose()
         if self._listener_engine is not None:
             await self._listener_engine.dispose()

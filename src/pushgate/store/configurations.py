@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets as random_ids
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,6 +14,7 @@ from pushgate.breaker import Breaker
 from pushgate.domain import TURNED_OFF, DeliveryState
 from pushgate.errors import Conflict, NotFound
 from pushgate.limits import STORED_ID
+from pushgate.store.database import Transactions
 from pushgate.store.status import (
     ErrorEntry,
     Health,
@@ -25,6 +26,14 @@ from pushgate.store.status import (
     save_breaker,
 )
 from pushgate.store.tables import configurations, deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class Enabled:
+    """The configurations that are on: `versions` of all, `statements` of those asked for."""
+
+    versions: dict[str, int]
+    statements: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +113,11 @@ def _check_id(integration_key: str, configuration_id: str) -> None:
 class ConfigurationStore:
     """Create, read, change and delete configurations; read their status and error log."""
 
-    def __init__(self, engine: AsyncEngine, *, recent_errors: int = 10) -> None:
+    def __init__(
+        self, engine: AsyncEngine, transactions: Transactions, *, recent_errors: int = 10
+    ) -> None:
         self._engine = engine
+        self._tx = transactions
         self._recent_errors = recent_errors
 
     async def create(
@@ -168,11 +180,35 @@ class ConfigurationStore:
             health = await read_health(conn, ids)
         return [_row(row, statuses.get(row.id), health.get(row.id)) for row in rows]
 
-    async def list_enabled(self) -> list[ConfigurationRow]:
-        """Configurations that are on (for matching events); status left empty."""
-        query = select(configurations).where(configurations.c.on.is_(True))
-        async with self._engine.connect() as conn:
-            return [_row(row) for row in (await conn.execute(query)).all()]
+    async def enabled(self, known: Mapping[str, int]) -> Enabled:
+        """The configurations that are on, as versions, with the policy of each one `known`
+        does not hold at its current version (ingest keeps the parsed rest)."""
+
+        def work(conn: Connection) -> Enabled:
+            versions = dict(
+                tuple(row)
+                for row in conn.execute(
+                    select(configurations.c.id, configurations.c.version).where(
+                        configurations.c.on.is_(True)
+                    )
+                )
+            )
+            stale = [cid for cid, version in versions.items() if known.get(cid) != version]
+            statements = (
+                {
+                    row.id: list(row.statements)
+                    for row in conn.execute(
+                        select(configurations.c.id, configurations.c.statements).where(
+                            configurations.c.id.in_(stale)
+                        )
+                    )
+                }
+                if stale
+                else {}
+            )
+            return Enabled(versions, statements)
+
+        return await self._tx.run(work)
 
     async def load(self, ids: Iterable[str]) -> dict[str, ConfigurationRow]:
         """Configurations by id, without status (for the delivery engine)."""

@@ -10,7 +10,9 @@ errors end up in logs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from sqlalchemy import Connection, Engine, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, SingletonThreadPool
 
 from pushgate.datadir import private_file, private_sqlite
 from pushgate.settings import Settings
@@ -114,17 +116,21 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(
+    engine: Engine, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, checkpoints: bool = True
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the driver, open transactions (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # The busy timeout first: switching a new file to WAL needs a lock, too.
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # another connection does them
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -169,30 +175,89 @@ async def _upgrade(engine: AsyncEngine) -> None:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
 
 
+# SQLite: how often (seconds) the hot path's transactions are followed by a WAL checkpoint,
+# which runs in a thread so that the event loop never waits for the disk.
+CHECKPOINT_INTERVAL = 1.0
+
+
 class Transactions:
     """Runs a synchronous unit of work, `work(connection)`, as one transaction.
 
-    The delivery hot path uses it. On SQLite the work runs in a thread on a plain pysqlite
-    engine, so a whole transaction is one hop off the event loop: through aiosqlite every
-    statement costs several loop round trips, which a loop busy with HTTP makes slow. On
-    PostgreSQL it runs on the async engine (`run_sync`, asyncpg).
+    The hot path uses it: ingest, claims, records, lease renewals, releases.
+
+    On SQLite a unit of work runs on the event loop's own thread, on a plain pysqlite
+    connection that does not wait for locks: a transaction of the hot path takes a
+    millisecond or two of CPU, which the process spends anyway. In a thread it was several
+    times slower under load: each of the driver's many short GIL releases inside a transaction
+    can wait a whole switch interval (5 ms) for the busy event loop to give the GIL back. When
+    another connection holds the write lock (the API's own engine, another process), the
+    unit of work goes to a thread instead, whose connection waits for the lock as long as
+    `SQLITE_BUSY_TIMEOUT_MS`. WAL checkpoints, the one part that writes the database file,
+    are taken off the loop too: its connection makes none, and after transactions a PASSIVE
+    checkpoint runs in the thread at most every `CHECKPOINT_INTERVAL`.
+
+    On PostgreSQL it runs on the async engine (`run_sync`, asyncpg), where transactions of one
+    process do run side by side.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sqlite: Engine | None = None
+        self._sqlite: Engine | None = None  # on the loop: never waits for a lock
+        self._waiting: Engine | None = None  # in the thread: waits for the lock
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpointed = 0.0
+        self._checkpointing: concurrent.futures.Future[None] | None = None
         if engine.dialect.name == "sqlite":
+            url = engine.url.set(drivername="sqlite+pysqlite")
             self._sqlite = sqlalchemy.create_engine(
-                engine.url.set(drivername="sqlite+pysqlite"), hide_parameters=True
+                url, hide_parameters=True, poolclass=SingletonThreadPool
             )
-            _tune_sqlite(self._sqlite)
+            _tune_sqlite(self._sqlite, busy_timeout_ms=0, checkpoints=False)
+            self._waiting = sqlalchemy.create_engine(
+                url, hide_parameters=True, poolclass=SingletonThreadPool
+            )
+            _tune_sqlite(self._waiting)
+            self._thread = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pushgate-sqlite"
+            )
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """The result of `work`, committed; rolled back when it raises."""
-        if self._sqlite is None:
+        if self._sqlite is None or self._waiting is None or self._thread is None:
             async with self._engine.begin() as connection:
                 return await connection.run_sync(work)
-        return await asyncio.to_thread(self._run_here, self._sqlite, work)
+        started = False
+
+        def counted(connection: Connection) -> T:
+            nonlocal started
+            started = True
+            return work(connection)
+
+        try:
+            result = self._run_here(self._sqlite, counted)
+        except sqlalchemy.exc.OperationalError as error:
+            if started or not _busy(error):
+                raise
+            # Another connection writes: wait for it in the thread, not on the loop.
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._run_here, self._waiting, work
+            )
+        self._maybe_checkpoint()
+        return result
+
+    def _maybe_checkpoint(self) -> None:
+        now = time.monotonic()
+        if now - self._checkpointed < CHECKPOINT_INTERVAL or self._thread is None:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._checkpointed = now
+        self._checkpointing = self._thread.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._waiting is not None:
+            with self._waiting.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     @staticmethod
     def _run_here(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -200,6 +265,15 @@ class Transactions:
             return work(connection)
 
     def dispose(self) -> None:
-        """Close the SQLite engine's connections."""
+        """Close the SQLite connections and stop the thread."""
         if self._sqlite is not None:
             self._sqlite.dispose()
+        if self._waiting is not None and self._thread is not None:
+            # The thread's connection belongs to the thread: close it there, then stop it.
+            self._thread.submit(self._waiting.dispose).result()
+            self._thread.shutdown(wait=True)
+
+
+def _busy(error: sqlalchemy.exc.OperationalError) -> bool:
+    """True for SQLite's "database is locked" (another connection holds the write lock)."""
+    return "database is locked" in str(error.orig)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -48,6 +49,16 @@ class NewEvent:
     kind: str
     payload: dict[str, Any]
     configuration_ids: Sequence[str]
+
+
+class ConfigurationsChanged(Exception):
+    """Configurations were turned on, off or changed since the events were matched."""
+
+
+# The versions of the configurations that are on: what a match of events depends on.
+_ENABLED_VERSIONS = select(configurations.c.id, configurations.c.version).where(
+    configurations.c.on.is_(True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +189,14 @@ class DeliveryStore:
     def __init__(
         self,
         engine: AsyncEngine,
+        transactions: Transactions,
         *,
         error_log_size: int,
         status_shard: int = 0,
         listener: Listener | None = None,
     ) -> None:
         self._engine = engine
-        self._tx = Transactions(engine)
+        self._tx = transactions
         self._listener = listener
         self._dialect = engine.dialect.name
         self._rotation = itertools.count()  # where the next claim starts its round
@@ -192,29 +204,39 @@ class DeliveryStore:
             dialect=self._dialect, shard=status_shard, error_log_size=error_log_size
         )
 
-    def dispose(self) -> None:
-        """Close the connections of the hot path's own engine (SQLite)."""
-        self._tx.dispose()
-
-    async def enqueue(self, batch: Sequence[NewEvent], *, now: int) -> list[str]:
+    async def enqueue(
+        self, batch: Sequence[NewEvent], *, now: int, matched: Mapping[str, int] | None = None
+    ) -> list[str]:
         """Store events not seen before, each with its deliveries; return the new event ids.
 
-        Idempotent on the event id: an id already stored is skipped with its deliveries.
+        Idempotent on the event id: an id already stored is skipped with its deliveries, and
+        of several events in `batch` with one id only the first counts. `matched` (id →
+        version of every configuration that is on, as the events were matched against) is
+        checked in the same transaction: when it is out of date, nothing is written and
+        `ConfigurationsChanged` says so, so that the events are matched again.
         """
         if not batch:
             return []
+        first: dict[str, NewEvent] = {}
+        for e in batch:
+            first.setdefault(e.id, e)
+        firsts = list(first.values())
         rows = [
             {"id": e.id, "date": e.date, "kind": e.kind, "received_at": now, "payload": e.payload}
-            for e in batch
+            for e in firsts
         ]
-        async with self._engine.begin() as conn:
-            inserted = await conn.execute(
-                dialect_insert(self._dialect, events)
-                .on_conflict_do_nothing()
-                .returning(events.c.id),
-                rows,
-            )
-            new_ids = {row.id for row in inserted}
+        insert_events = (
+            dialect_insert(self._dialect, events).on_conflict_do_nothing().returning(events.c.id)
+        )
+
+        def work(conn: Connection) -> set[str]:
+            if matched is not None:
+                current = dict(tuple(row) for row in conn.execute(_ENABLED_VERSIONS))
+                if current != matched:
+                    raise ConfigurationsChanged()
+            if self._dialect == "sqlite":
+                return _enqueue_sqlite(conn, firsts, now)
+            new_ids = {row.id for row in conn.execute(insert_events, rows)}
             targets = [
                 {
                     "event_id": e.id,
@@ -224,14 +246,19 @@ class DeliveryStore:
                     "available_at": now,
                     "created_at": now,
                 }
-                for e in batch
+                for e in firsts
                 if e.id in new_ids
                 for configuration_id in e.configuration_ids
             ]
             if targets:
-                await conn.execute(deliveries.insert(), targets)
-                await self._notify(conn)
-        return [e.id for e in batch if e.id in new_ids]
+                conn.execute(deliveries.insert(), targets)
+                if self._listener is not None:
+                    # Sent at commit, never for a rolled-back transaction.
+                    conn.execute(select(func.pg_notify(self._listener.channel, "")))
+            return new_ids
+
+        new_ids = await self._tx.run(work)
+        return [e.id for e in firsts if e.id in new_ids]
 
     async def _notify(self, conn: Any) -> None:
         if self._listener is not None:
@@ -693,6 +720,19 @@ class DeliveryStore:
 
         return await self._tx.run(work)
 
+    async def stored(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are stored."""
+        found: set[str] = set()
+        async with self._engine.connect() as conn:
+            for start in range(0, len(event_ids), IDS_PER_QUERY):
+                chunk = list(event_ids[start : start + IDS_PER_QUERY])
+                found.update(
+                    (await conn.execute(select(events.c.id).where(events.c.id.in_(chunk))))
+                    .scalars()
+                    .all()
+                )
+        return found
+
     async def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
         async with self._engine.connect() as conn:
@@ -733,6 +773,47 @@ def _due(configuration_id: str, now: int, limit: int, *, skip: int = 0) -> Any:
         .offset(skip)
         .with_for_update(skip_locked=True)
     )
+
+
+# SQLite's hot statements, run on the bare driver inside the SQLAlchemy transaction: for the
+# rows of a busy ingest, SQLAlchemy's per-row work costs more than SQLite's.
+_EVENT_ROW = "(?, ?, ?, ?, ?)"
+_EVENTS_PER_STATEMENT = 1000  # 5 parameters each, far below SQLite's 32,766
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_id, configuration_id, state, attempts, available_at,"
+    " created_at) VALUES (?, ?, ?, 0, ?, ?)"
+)
+
+
+def _enqueue_sqlite(conn: Connection, batch: Sequence[NewEvent], now: int) -> set[str]:
+    """Insert events (skipping ids already stored) and the deliveries of the new ones."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    new_ids: set[str] = set()
+    for start in range(0, len(batch), _EVENTS_PER_STATEMENT):
+        chunk = batch[start : start + _EVENTS_PER_STATEMENT]
+        values = [
+            value
+            for e in chunk
+            for value in (e.id, e.date, e.kind, now, json.dumps(e.payload, separators=(",", ":")))
+        ]
+        statement = (
+            "INSERT INTO events (id, date, kind, received_at, payload) VALUES "  # noqa: S608 - placeholders only
+            + ", ".join([_EVENT_ROW] * len(chunk))
+            + " ON CONFLICT DO NOTHING RETURNING id"
+        )
+        new_ids.update(row[0] for row in raw.execute(statement, values))
+    pending = DeliveryState.PENDING.value
+    raw.executemany(
+        _INSERT_DELIVERY,
+        [
+            (e.id, cid, pending, now, now)
+            for e in batch
+            if e.id in new_ids
+            for cid in e.configuration_ids
+        ],
+    )
+    return new_ids
 
 
 def _take_probe(conn: Connection, configuration_id: str, *, now: int, lease_ms: int) -> bool:

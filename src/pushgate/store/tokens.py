@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
@@ -17,6 +18,11 @@ from pushgate.store.tables import tokens
 
 # Tokens are 256-bit random values: a plain SHA-256 is enough, no slow KDF is needed.
 TOKEN_PREFIX = "pgt-"
+# How long a token found stays known without a query: the longest another process may still
+# accept a token revoked elsewhere.
+FOUND_FOR_SECONDS = 5.0
+# Tokens remembered at most (a few per client in practice); past it, all are forgotten.
+FOUND_AT_MOST = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class TokenStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._found: dict[str, tuple[TokenRow, float]] = {}  # hash -> (row, until, monotonic)
 
     async def create(self, *, name: str, role: Role, now: int) -> tuple[TokenRow, str]:
         """A new token; returns its row and its value (shown once, never stored)."""
@@ -57,14 +64,28 @@ class TokenStore:
         return row, value
 
     async def find(self, value: str) -> TokenRow | None:
-        """The token with this value, if any."""
+        """The token with this value, if any.
+
+        A token found is remembered for `FOUND_FOR_SECONDS`, so that a client posting event
+        after event does not cost a query each; revoking it in this process forgets it at
+        once, other processes stop accepting it within that time. Unknown values are never
+        remembered (they are the attacker's, and the throttle's business).
+        """
+        digest = hash_token(value)
+        now = time.monotonic()
+        known = self._found.get(digest)
+        if known is not None and known[1] > now:
+            return known[0]
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(tokens).where(tokens.c.token_hash == hash_token(value)))
-            ).first()
+            row = (await conn.execute(select(tokens).where(tokens.c.token_hash == digest))).first()
         if row is None:
+            self._found.pop(digest, None)
             return None
-        return TokenRow(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at)
+        found = TokenRow(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at)
+        if len(self._found) >= FOUND_AT_MOST:
+            self._found.clear()
+        self._found[digest] = (found, now + FOUND_FOR_SECONDS)
+        return found
 
     async def get(self, token_id: str) -> TokenRow | None:
         """The token with this id, if it still exists."""
@@ -88,5 +109,6 @@ class TokenStore:
             raise NotFound(f"no token with id {token_id!r}")
         async with self._engine.begin() as conn:
             result = await conn.execute(delete(tokens).where(tokens.c.id == token_id))
+        self._found = {key: kept for key, kept in self._found.items() if kept[0].id != token_id}
         if result.rowcount != 1:
             raise NotFound(f"no token with id {token_id}")
