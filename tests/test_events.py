@@ -225,25 +225,27 @@ def test_context_of_the_launchdarkly_example() -> None:
     entry = parse_entry(EXAMPLE, now_ms=NOW_MS)
     context = build_context(entry, link_base_url=LD)
     production = Environment(key="production", name="Production", tags=("critical",))
-    assert context == EventContext(
-        id="6457c4b1e1d2f0a1b2c3d4e5",
-        date_ms=1700000000000,
-        kind="flag",
-        key="new-checkout",
-        name="New checkout",
-        action="updateOn",
-        actions=("updateOn",),
-        resource="proj/web:env/production:flag/new-checkout",
-        member=Member(email="ana@example.com", first_name="Ana", last_name="Lopez"),
-        comment="Rolling out to everyone",
-        given_title=EXAMPLE["title"],
-        title_verb=EXAMPLE["titleVerb"],
-        details_markdown="* Turned on the flag\n* Changed the default rule",
-        project=Project(key="web", name="Web shop", tags=("mobile",), environment=production),
-        url="https://app.launchdarkly.com/web/production/features/new-checkout",
-        tags=(),
-        payload=entry,
-    )
+    expected = {
+        "id": "6457c4b1e1d2f0a1b2c3d4e5",
+        "date_ms": 1700000000000,
+        "kind": "flag",
+        "key": "new-checkout",
+        "name": "New checkout",
+        "action": "updateOn",
+        "actions": ("updateOn",),
+        "resource": "proj/web:env/production:flag/new-checkout",
+        "member": Member(email="ana@example.com", first_name="Ana", last_name="Lopez"),
+        "comment": "Rolling out to everyone",
+        "given_title": EXAMPLE["title"],
+        "title_verb": EXAMPLE["titleVerb"],
+        "is_environment": False,
+        "details_markdown": "* Turned on the flag\n* Changed the default rule",
+        "project": Project(key="web", name="Web shop", tags=("mobile",), environment=production),
+        "url": "https://app.launchdarkly.com/web/production/features/new-checkout",
+        "tags": (),
+        "payload": entry,
+    }
+    assert {name: getattr(context, name) for name in expected} == expected
     assert context.title == "Ana Lopez turned on the flag New checkout in Production"
     assert context.title_html == (
         '<a href="mailto:ana@example.com">Ana Lopez</a> turned on the flag '

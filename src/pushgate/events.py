@@ -18,7 +18,6 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import MappingProxyType
@@ -191,34 +190,128 @@ class Project:
     environment: Environment | None
 
 
-@dataclass(frozen=True)
 class EventContext:
     """What adapters render an event from; `payload` is the accepted entry itself.
 
-    The rendered forms (`title`, `title_html`, `details`) are computed on first use: most
-    adapters need one or two of them, and rendering is the costly part of building a context.
+    Only the entry is kept; every field is derived from it on first use and then remembered.
+    Adapters need a handful of fields each (a webhook only `id` and `payload`), and deriving
+    all of them for every delivery showed in profiles of the worker.
     """
 
-    id: str
-    date_ms: int
-    kind: str
-    key: str | None
-    name: str
-    action: str | None
-    actions: tuple[str, ...]
-    resource: str | None
-    member: Member | None
-    comment: str | None
-    details_markdown: str
-    project: Project | None
-    url: str | None
-    tags: tuple[str, ...]
-    payload: Mapping[str, Any]
-    link_base_url: str | None = dataclass_field(default=None, repr=False, compare=False)
-    # What the title is made of when the entry has none of its own.
-    given_title: str | None = dataclass_field(default=None, repr=False)
-    title_verb: str | None = dataclass_field(default=None, repr=False)
-    is_environment: bool = dataclass_field(default=False, repr=False)
+    def __init__(self, entry: Mapping[str, Any], *, link_base_url: str | None = None) -> None:
+        self.payload: Mapping[str, Any] = MappingProxyType(dict(entry))
+        self.link_base_url = link_base_url
+
+    def __repr__(self) -> str:
+        return f"EventContext(id={self.id!r}, kind={self.kind!r}, name={self.name!r})"
+
+    @cached_property
+    def _accesses(self) -> list[Mapping[str, Any]]:
+        raw = _list(self.payload.get("accesses"))
+        return [access for access in raw if isinstance(access, Mapping)]
+
+    @cached_property
+    def _resource(self) -> str | None:
+        return _str(self._accesses[0].get("resource")) if self._accesses else None
+
+    @cached_property
+    def _segments(self) -> list[_Segment]:
+        return _segments(self._resource) if self._resource else []
+
+    @cached_property
+    def id(self) -> str:
+        """The entry's `_id`."""
+        return _str(self.payload.get("_id")) or ""
+
+    @cached_property
+    def date_ms(self) -> int:
+        """When the change happened, Unix ms (0 when the entry does not say)."""
+        date = self.payload.get("date")
+        return date if isinstance(date, int) and not isinstance(date, bool) else 0
+
+    @cached_property
+    def kind(self) -> str:
+        """`flag`, `project`, `environment`, `member`, …: the entry's, else the resource's."""
+        return _str(self.payload.get("kind")) or _default_kind(self._resource)
+
+    @cached_property
+    def key(self) -> str | None:
+        """The key of the changed resource (the last segment of the first access)."""
+        return self._segments[-1].key if self._segments else None
+
+    @cached_property
+    def name(self) -> str:
+        """The entry's `name`, else its target's, else the key, else the kind."""
+        target = self.payload.get("target")
+        target_name = _str(target.get("name")) if isinstance(target, Mapping) else None
+        return _str(self.payload.get("name")) or target_name or self.key or self.kind
+
+    @cached_property
+    def actions(self) -> tuple[str, ...]:
+        """The actions of the accesses, each once, in order."""
+        named = (_str(access.get("action")) for access in self._accesses)
+        return tuple(dict.fromkeys(action for action in named if action))
+
+    @cached_property
+    def action(self) -> str | None:
+        """The first action."""
+        return self.actions[0] if self.actions else None
+
+    @cached_property
+    def resource(self) -> str | None:
+        """The first access's resource specifier, without tags."""
+        return _without_tags(self._resource) if self._resource else None
+
+    @cached_property
+    def member(self) -> Member | None:
+        """Who made the change, when the entry says."""
+        return _member(self.payload.get("member"))
+
+    @cached_property
+    def comment(self) -> str | None:
+        """The entry's comment."""
+        return _str(self.payload.get("comment"))
+
+    @cached_property
+    def given_title(self) -> str | None:
+        """The entry's own markdown `title`, if any."""
+        return _str(self.payload.get("title"))
+
+    @cached_property
+    def title_verb(self) -> str | None:
+        """The entry's `titleVerb` ("turned on the flag")."""
+        return _str(self.payload.get("titleVerb"))
+
+    @cached_property
+    def is_environment(self) -> bool:
+        """Whether the changed resource is an environment itself."""
+        return bool(self._segments and self._segments[-1].type == "env")
+
+    @cached_property
+    def details_markdown(self) -> str:
+        """The entry's description (markdown), "" when none."""
+        payload = self.payload
+        return _str(payload.get("description")) or _str(payload.get("shortDescription")) or ""
+
+    @cached_property
+    def project(self) -> Project | None:
+        """The project of the changed resource, and its environment when it has one."""
+        return _project(self._segments, self.payload)
+
+    @cached_property
+    def url(self) -> str | None:
+        """The absolute link to the change (`_links.site`), when there is one."""
+        return _site_url(self.payload.get("_links"), self.link_base_url)
+
+    @cached_property
+    def payload_json(self) -> bytes:
+        """The entry as compact JSON, serialized once however many configurations get it."""
+        return json.dumps(dict(self.payload), separators=(",", ":")).encode()
+
+    @cached_property
+    def tags(self) -> tuple[str, ...]:
+        """The entry's tags."""
+        return tuple(tag for tag in _list(self.payload.get("tags")) if isinstance(tag, str))
 
     @cached_property
     def title_markdown(self) -> str:
@@ -388,47 +481,12 @@ class EventContext:
 
 
 def build_context(entry: Mapping[str, Any], *, link_base_url: str | None = None) -> EventContext:
-    """Derive the template context of an entry that `parse_entry` accepted; never raises.
+    """The template context of an entry that `parse_entry` accepted; never raises.
 
     `link_base_url` (e.g. `https://app.launchdarkly.com`) makes relative links absolute; without
     it a relative `_links.site.href` gives no `url`.
     """
-    accesses = [access for access in _list(entry.get("accesses")) if isinstance(access, Mapping)]
-    resource = _str(accesses[0].get("resource")) if accesses else None
-    segments = _segments(resource) if resource else []
-    last = segments[-1] if segments else None
-    actions = tuple(dict.fromkeys(a for a in (_str(x.get("action")) for x in accesses) if a))
-    kind = _str(entry.get("kind")) or _default_kind(resource)
-    key = last.key if last else None
-    target = entry.get("target")
-    target_name = _str(target.get("name")) if isinstance(target, Mapping) else None
-    name = _str(entry.get("name")) or target_name or key or kind
-    member = _member(entry.get("member"))
-    project = _project(segments, entry)
-    url = _site_url(entry.get("_links"), link_base_url)
-
-    details_markdown = _str(entry.get("description")) or _str(entry.get("shortDescription")) or ""
-    return EventContext(
-        id=_str(entry.get("_id")) or "",
-        date_ms=entry["date"] if isinstance(entry.get("date"), int) else 0,
-        kind=kind,
-        key=key,
-        name=name,
-        action=actions[0] if actions else None,
-        actions=actions,
-        resource=_without_tags(resource) if resource else None,
-        member=member,
-        comment=_str(entry.get("comment")),
-        given_title=_str(entry.get("title")),
-        title_verb=_str(entry.get("titleVerb")),
-        is_environment=bool(last and last.type == "env"),
-        details_markdown=details_markdown,
-        project=project,
-        url=url,
-        tags=tuple(tag for tag in _list(entry.get("tags")) if isinstance(tag, str)),
-        payload=MappingProxyType(dict(entry)),
-        link_base_url=link_base_url,
-    )
+    return EventContext(entry, link_base_url=link_base_url)
 
 
 def validation_entry(now_ms: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ more before it is returned.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import traceback
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import structlog
 
 from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, DeliverySkipped, PermanentDeliveryError
-from pushgate.events import build_context
+from pushgate.events import EventContext, build_context
 from pushgate.integrations.base import (
     Endpoints,
     InboundResponse,
@@ -37,6 +38,8 @@ from pushgate.masking import Redactor, redactor
 log = structlog.get_logger("pushgate.delivery")
 # The answer that makes fetched credentials count as refused.
 UNAUTHORIZED = 401
+# Contexts kept for events sent recently (a claim holds a few hundred deliveries at most).
+RECENT_CONTEXTS = 512
 
 
 class Engine:
@@ -48,6 +51,22 @@ class Engine:
         self.transport = transport
         self.endpoints = endpoints
         self._link_base_url = link_base_url
+        # Contexts of the events most recently sent: an event that goes to many configurations
+        # (fan-out) is read once. An event's entry never changes once stored.
+        self._contexts: collections.OrderedDict[str, EventContext] = collections.OrderedDict()
+
+    def context(self, payload: Mapping[str, Any]) -> EventContext:
+        """The template context of an entry, built once per event id while recent."""
+        event_id = payload.get("_id")
+        if not isinstance(event_id, str):
+            return build_context(payload, link_base_url=self._link_base_url)
+        found = self._contexts.get(event_id)
+        if found is None:
+            found = build_context(payload, link_base_url=self._link_base_url)
+            self._contexts[event_id] = found
+            if len(self._contexts) > RECENT_CONTEXTS:
+                self._contexts.popitem(last=False)
+        return found
 
     async def attempt(
         self,
@@ -63,7 +82,7 @@ class Engine:
         secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
         try:
-            context = build_context(payload, link_base_url=self._link_base_url)
+            context = self.context(payload)
             request = integration.build_request(context, config, self.endpoints)
             send = _masking(self.transport.send, redactor(secrets))
             extra = await integration.credentials(config, self.endpoints, send, refresh=False)

@@ -572,7 +572,10 @@ class Worker:
         its lane and record at once, so that no more attempts start before the breaker's
         decision is in."""
         self._outcomes.add(result)
-        cid, outcome = result.configuration_id, result.outcome()
+        cid = result.configuration_id
+        if result.failure is None and cid not in self._local:
+            return  # a success of a configuration with no failures here: nothing to fold
+        outcome = result.outcome()
         if outcome is None:
             return
         decision = self._breaker.decide(self._local.get(cid, Breaker()), outcome)

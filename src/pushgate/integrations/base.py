@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import json
 import re
 import types
@@ -228,10 +229,7 @@ class Integration(abc.ABC, Generic[C]):
 
     def secret_values(self, config: C) -> list[str]:
         """The secret values in `config` (non-empty), to keep them out of logs and answers."""
-        values = [
-            getattr(config, _attribute(self.config_model, key))
-            for key in secret_fields(self.config_model)
-        ]
+        values = [getattr(config, name) for name in _secret_attributes(self.config_model)]
         return [
             v.get_secret_value()
             for v in values
@@ -318,6 +316,11 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
         for name, info in model.model_fields.items()
         if _unwrap(info.annotation)[0] is SecretStr
     ]
+
+
+@functools.cache  # a model's fields do not change; every attempt asks
+def _secret_attributes(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(_attribute(model, key) for key in secret_fields(model))
 
 
 def secret_url_fields(model: type[BaseModel]) -> frozenset[str]:

@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -164,7 +163,7 @@ class Webhook(Integration[WebhookConfig]):
     def build_request(
         self, event: EventContext, config: WebhookConfig, endpoints: Endpoints
     ) -> OutboundRequest:
-        body = json.dumps(dict(event.payload), separators=(",", ":")).encode()
+        body = event.payload_json
         timestamp = int(time.time())
         custom = dict(config.headers or {})
         if config.authorization is not None:
