@@ -345,7 +345,7 @@ class DeliveryStore:
         for cid in probes:
             if len(chosen) >= limit:
                 break
-            found = conn.execute(_due(cid, now, 1)).scalars().all()
+            found = _due_ids(conn, cid, now, 1)
             if found and _take_probe(conn, cid, now=now, lease_ms=lease_ms):
                 chosen.extend(found)
                 probe_ids.update(found)
@@ -361,7 +361,7 @@ class DeliveryStore:
             if ask <= 0:
                 more = True
                 break
-            found = conn.execute(_due(cid, now, ask)).scalars().all()
+            found = _due_ids(conn, cid, now, ask)
             chosen.extend(found)
             took[cid] = len(found)
             more = more or len(found) == ask
@@ -370,28 +370,11 @@ class DeliveryStore:
                 continue  # nothing more was due (or the first pass did not get to it)
             ask = min(space - took[cid], limit - len(chosen))
             if ask > 0:
-                found = conn.execute(_due(cid, now, ask, skip=took[cid])).scalars().all()
+                found = _due_ids(conn, cid, now, ask, skip=took[cid])
                 chosen.extend(found)
         if not chosen:
             return Claim(paused=paused, more=more)
-        leased = sorted(
-            tuple(row)
-            for row in conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(chosen))
-                .values(
-                    lease_owner=owner,
-                    available_at=now + lease_ms,
-                    attempts=deliveries.c.attempts + 1,
-                )
-                .returning(
-                    deliveries.c.id,
-                    deliveries.c.event_id,
-                    deliveries.c.configuration_id,
-                    deliveries.c.attempts,
-                )
-            )
-        )
+        leased = sorted(_lease(conn, chosen, owner=owner, until=now + lease_ms))
         versions = {cid: version for cid, version, _ in candidates}
         payloads = _payloads(conn, {event_id for _, event_id, _, _ in leased})
         claimed = [
@@ -536,20 +519,8 @@ class DeliveryStore:
         chosen = {r.delivery_id: r for r in results if r.state is state}
         if not chosen:
             return []
-        done = conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(list(chosen)),
-                deliveries.c.state == DeliveryState.PENDING.value,
-            )
-            .values(
-                state=state.value,
-                lease_owner=None,
-                completed_at=max(r.at for r in chosen.values()),
-            )
-            .returning(deliveries.c.id)
-        )
-        return [chosen[row.id] for row in done]
+        at = max(r.at for r in chosen.values())
+        return [chosen[id_] for id_ in _finish_pending(conn, list(chosen), state, at)]
 
     async def extend_leases(
         self, delivery_ids: Sequence[int], *, owner: str, now: int, lease_ms: int
@@ -831,10 +802,112 @@ def _take_probe(conn: Connection, configuration_id: str, *, now: int, lease_ms: 
     return taken.rowcount == 1
 
 
+# The claim's and the record's statements per row, in two forms: SQLAlchemy Core for
+# PostgreSQL, the bare sqlite3 driver for SQLite (inside the same transaction), where
+# SQLAlchemy's work per statement and per row cost more than SQLite's own.
+
+
+def _sqlite(conn: Connection) -> Any:
+    """The sqlite3 connection under `conn`, or None on another database."""
+    if conn.dialect.name != "sqlite":
+        return None
+    return conn.connection.dbapi_connection
+
+
+def _marks(count: int) -> str:
+    """`?, ?, …` for an `IN (…)` of `count` values."""
+    return ", ".join("?" * count)
+
+
+def _due_ids(
+    conn: Connection, configuration_id: str, now: int, limit: int, *, skip: int = 0
+) -> list[int]:
+    """The ids of a configuration's oldest due deliveries (rows another claim holds skipped)."""
+    raw = _sqlite(conn)
+    if raw is None:
+        return list(conn.execute(_due(configuration_id, now, limit, skip=skip)).scalars())
+    rows = raw.execute(
+        "SELECT id FROM deliveries WHERE configuration_id = ? AND state = 'pending'"
+        " AND available_at <= ? ORDER BY available_at, id LIMIT ? OFFSET ?",
+        (configuration_id, now, limit, skip),
+    )
+    return [row[0] for row in rows]
+
+
+def _lease(
+    conn: Connection, ids: list[int], *, owner: str, until: int
+) -> list[tuple[int, str, str, int]]:
+    """Lease these deliveries to `owner` until `until`, counting the attempt; returns
+    (id, event id, configuration id, attempt) of each."""
+    raw = _sqlite(conn)
+    if raw is None:
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(lease_owner=owner, available_at=until, attempts=deliveries.c.attempts + 1)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.event_id,
+                deliveries.c.configuration_id,
+                deliveries.c.attempts,
+            )
+        )
+        return [tuple(row) for row in conn.execute(statement)]
+    found = []
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        found += raw.execute(
+            "UPDATE deliveries SET lease_owner = ?, available_at = ?, attempts = attempts + 1"  # noqa: S608 - placeholders only
+            f" WHERE id IN ({_marks(len(chunk))})"
+            " RETURNING id, event_id, configuration_id, attempts",
+            (owner, until, *chunk),
+        ).fetchall()
+    return found
+
+
+def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: int) -> list[int]:
+    """Finish those of these deliveries that are still pending as `state`; their ids."""
+    raw = _sqlite(conn)
+    if raw is None:
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.state == DeliveryState.PENDING.value)
+            .values(state=state.value, lease_owner=None, completed_at=at)
+            .returning(deliveries.c.id)
+        )
+        return list(conn.execute(statement).scalars())
+    done: list[int] = []
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        done += (
+            row[0]
+            for row in raw.execute(
+                "UPDATE deliveries SET state = ?, lease_owner = NULL, completed_at = ?"  # noqa: S608 - placeholders only
+                f" WHERE id IN ({_marks(len(chunk))}) AND state = 'pending' RETURNING id",
+                (state.value, at, *chunk),
+            )
+        )
+    return done
+
+
 def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
-    # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
-    found = conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids)))
-    return dict(tuple(row) for row in found)
+    raw = _sqlite(conn)
+    if raw is None:
+        # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
+        found = conn.execute(
+            select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids))
+        )
+        return dict(tuple(row) for row in found)
+    wanted = list(event_ids)
+    payloads: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[start : start + IDS_PER_QUERY]
+        rows = raw.execute(
+            f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})",  # noqa: S608 - placeholders only
+            chunk,
+        )
+        payloads.update((event_id, json.loads(payload)) for event_id, payload in rows)
+    return payloads
 
 
 def _counted(r: Result) -> Counted:
