@@ -16,7 +16,7 @@ import html
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -190,6 +190,34 @@ class Project:
     environment: Environment | None
 
 
+class StoredEntry(Mapping[str, Any]):
+    """An accepted entry as the store keeps it: its compact JSON, parsed on first use.
+
+    Read-only. A webhook sends the JSON as it is, so most deliveries never parse it.
+    """
+
+    def __init__(self, event_id: str, stored_json: bytes) -> None:
+        self.event_id = event_id
+        self.json = stored_json
+        self._parsed: dict[str, Any] | None = None
+
+    @property
+    def _entry(self) -> dict[str, Any]:
+        if self._parsed is None:
+            parsed = json.loads(self.json)
+            self._parsed = parsed if isinstance(parsed, dict) else {}
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entry[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entry)
+
+    def __len__(self) -> int:
+        return len(self._entry)
+
+
 class EventContext:
     """What adapters render an event from; `payload` is the accepted entry itself.
 
@@ -199,7 +227,9 @@ class EventContext:
     """
 
     def __init__(self, entry: Mapping[str, Any], *, link_base_url: str | None = None) -> None:
-        self.payload: Mapping[str, Any] = MappingProxyType(dict(entry))
+        self.payload: Mapping[str, Any] = (
+            entry if isinstance(entry, StoredEntry) else MappingProxyType(dict(entry))
+        )
         self.link_base_url = link_base_url
 
     def __repr__(self) -> str:
@@ -221,6 +251,8 @@ class EventContext:
     @cached_property
     def id(self) -> str:
         """The entry's `_id`."""
+        if isinstance(self.payload, StoredEntry):
+            return self.payload.event_id
         return _str(self.payload.get("_id")) or ""
 
     @cached_property
@@ -305,7 +337,9 @@ class EventContext:
 
     @cached_property
     def payload_json(self) -> bytes:
-        """The entry as compact JSON, serialized once however many configurations get it."""
+        """The entry as compact JSON: as stored, or serialized once."""
+        if isinstance(self.payload, StoredEntry):
+            return self.payload.json
         return json.dumps(dict(self.payload), separators=(",", ":")).encode()
 
     @cached_property

@@ -24,7 +24,7 @@ import structlog
 
 from pushgate.delivery.transport import Transport
 from pushgate.errors import DeliveryError, DeliverySkipped, PermanentDeliveryError
-from pushgate.events import EventContext, build_context
+from pushgate.events import EventContext, StoredEntry, build_context
 from pushgate.integrations.base import (
     Endpoints,
     InboundResponse,
@@ -57,7 +57,7 @@ class Engine:
 
     def context(self, payload: Mapping[str, Any]) -> EventContext:
         """The template context of an entry, built once per event id while recent."""
-        event_id = payload.get("_id")
+        event_id = payload.event_id if isinstance(payload, StoredEntry) else payload.get("_id")
         if not isinstance(event_id, str):
             return build_context(payload, link_base_url=self._link_base_url)
         found = self._contexts.get(event_id)

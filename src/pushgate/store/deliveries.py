@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
 from pushgate.domain import DeliveryState
+from pushgate.events import StoredEntry
 from pushgate.store.database import Transactions, dialect_insert
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
@@ -72,7 +73,7 @@ class Claimed:
     event_id: str
     configuration_id: str
     attempt: int
-    payload: dict[str, Any]
+    payload: Mapping[str, Any]
     configuration_version: int | None  # None: the configuration was deleted
     probe: bool = False
 
@@ -890,7 +891,7 @@ def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: 
     return done
 
 
-def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, dict[str, Any]]:
+def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, Mapping[str, Any]]:
     raw = _sqlite(conn)
     if raw is None:
         # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
@@ -899,14 +900,16 @@ def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, dict[str, Any]
         )
         return dict(tuple(row) for row in found)
     wanted = list(event_ids)
-    payloads: dict[str, dict[str, Any]] = {}
+    payloads: dict[str, Mapping[str, Any]] = {}
     for start in range(0, len(wanted), IDS_PER_QUERY):
         chunk = wanted[start : start + IDS_PER_QUERY]
         rows = raw.execute(
             f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})",  # noqa: S608 - placeholders only
             chunk,
         )
-        payloads.update((event_id, json.loads(payload)) for event_id, payload in rows)
+        payloads.update(
+            (event_id, StoredEntry(event_id, payload.encode())) for event_id, payload in rows
+        )
     return payloads
 
 
