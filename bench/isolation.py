@@ -31,10 +31,10 @@ from pathlib import Path
 import aiohttp
 
 from drain import event
+from serving import TOKEN, pushgate_serve
 from sinks import free_port
 
 HERE = Path(__file__).resolve().parent
-TOKEN = "bench-admin-token-0123456789abcdef"
 WARM_UP_SECONDS = 2.0
 ARRIVAL_WAIT_SECONDS = 30.0
 
@@ -44,18 +44,6 @@ async def start(*command: str, env: dict[str, str], log: Path) -> asyncio.subpro
         return await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=out
         )
-
-
-async def ready(session: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def load(
@@ -112,40 +100,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=50.0, help="events per second")
-    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
-    parser.add_argument("--rounds", type=int, default=2, help="alone/beside pairs")
-    args = parser.parse_args()
-
-    sink_port, hang_port, api_port = free_port(), free_port(), free_port()
+async def measure(*, rate: float, seconds: float, rounds: int) -> tuple[list[float], list[float]]:
+    """Latencies (ms, sorted) of the healthy configuration alone and beside the hanging one."""
+    sink_port, hang_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "PUSHGATE_DATA_DIR": str(Path(tmp) / "data"),
-            "PUSHGATE_ADMIN_TOKEN": TOKEN,
-            "PUSHGATE_OUTBOUND_ALLOW": "127.0.0.0/8",
-            "PUSHGATE_LOG_LEVEL": "warning",
-        }
+        env = {**os.environ, "PUSHGATE_LOG_LEVEL": "warning"}
         receivers = await start(
             sys.executable, str(HERE / "arrivals.py"), str(sink_port), str(hang_port),
             env=env, log=Path(tmp) / "arrivals.log",
         )  # fmt: skip
-        assert receivers.stdout is not None
-        assert (await receivers.stdout.readline()).strip() == b"ready"
-        server = await start(
-            sys.executable, "-m", "pushgate", "serve", "--port", str(api_port),
-            env=env, log=Path(tmp) / "serve.log",
-        )  # fmt: skip
-        api, sink = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sink_port}"
         try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                await ready(session, api)
+            assert receivers.stdout is not None
+            assert (await receivers.stdout.readline()).strip() == b"ready"
+            sink = f"http://127.0.0.1:{sink_port}"
+            async with (
+                pushgate_serve() as api,
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+            ):
 
                 async def call(method: str, path: str, body: object) -> dict[str, object]:
                     async with session.request(
-                        method, api + path, json=body, headers={"Authorization": TOKEN}
+                        method, api.url + path, json=body, headers={"Authorization": TOKEN}
                     ) as r:
                         assert r.status < 300, await r.text()
                         answer: dict[str, object] = await r.json()
@@ -160,10 +135,10 @@ async def main() -> None:
                     "/api/v2/integrations/webhook",
                     {**webhook("hangs", f"http://127.0.0.1:{hang_port}/"), "on": False},
                 )
-                await load(session, api, "warm", args.rate, WARM_UP_SECONDS)
+                await load(session, api.url, "warm", rate, WARM_UP_SECONDS)
                 alone: list[float] = []
                 beside: list[float] = []
-                for round_ in range(args.rounds):
+                for round_ in range(rounds):
                     for on, into in ((False, alone), (True, beside)):
                         await call(
                             "PATCH",
@@ -171,18 +146,26 @@ async def main() -> None:
                             [{"op": "replace", "path": "/on", "value": on}],
                         )
                         prefix = f"r{round_}-{'beside' if on else 'alone'}"
-                        sent = await load(session, api, prefix, args.rate, args.seconds)
+                        sent = await load(session, api.url, prefix, rate, seconds)
                         into.extend(await latencies(session, sink, sent))
         finally:
-            for process in (server, receivers):
-                process.terminate()
-                await process.wait()
+            receivers.terminate()
+            await receivers.wait()
+    return sorted(alone), sorted(beside)
 
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="events per second")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=2, help="alone/beside pairs")
+    args = parser.parse_args()
+    alone, beside = await measure(rate=args.rate, seconds=args.seconds, rounds=args.rounds)
     print(
         f"rate={args.rate:g}/s, {args.rounds} rounds of {args.seconds:g} s per phase, "
         "single-event POSTs, pushgate serve on SQLite"
     )
-    for name, values in (("alone", sorted(alone)), ("beside a hanging one", sorted(beside))):
+    for name, values in (("alone", alone), ("beside a hanging one", beside)):
         print(
             f"{name:22}: p50 {percentile(values, 0.5):7.1f} ms   "
             f"p99 {percentile(values, 0.99):7.1f} ms   max {values[-1]:7.1f} ms"

@@ -73,13 +73,17 @@ class Engine:
         integration: Integration[Any],
         config: IntegrationConfig,
         payload: Mapping[str, Any],
+        *,
+        secrets: tuple[str, ...] | None = None,
     ) -> DeliveryError | None:
         """Send `payload` (an audit-log entry) once; None on success, else the failure.
 
         "Once" allows one resend when fetched credentials were refused (401) and renewed.
+        `secrets` are the config's secret values, when the caller has them already.
         Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
-        secrets = tuple(integration.secret_values(config))
+        if secrets is None:
+            secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
         try:
             context = self.context(payload)

@@ -29,6 +29,7 @@ class Target:
     integration: Integration[Any] | None  # None: this install does not know it
     config: IntegrationConfig | None
     unreadable: str = ""  # why `config` is None: secrets that do not open, an unknown kind
+    secrets: tuple[str, ...] = ()  # the config's secret values, masked in what comes back
 
 
 class Targets:
@@ -71,4 +72,5 @@ class Targets:
                 log.error("configuration.unreadable", configuration_id=row.id, error=str(error))
                 self._known[row.id] = Target(row.version, row.on, integration, None, str(error))
                 continue
-            self._known[row.id] = Target(row.version, row.on, integration, config)
+            secrets = tuple(integration.secret_values(config))
+            self._known[row.id] = Target(row.version, row.on, integration, config, "", secrets)

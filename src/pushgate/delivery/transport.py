@@ -12,7 +12,6 @@ Error descriptions name the host, never the rest of the URL (it may carry a cred
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import socket
 import ssl
@@ -59,6 +58,10 @@ class _GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+# URLs whose judgement a transport keeps (a few per configuration).
+JUDGED_URLS = 4096
+
+
 class Transport:
     """Sends `OutboundRequest`s over one pooled aiohttp session."""
 
@@ -67,6 +70,9 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
         self._body_limit = settings.response_body_limit
         self._session: aiohttp.ClientSession | None = None
+        # The guard's judgement of each URL seen: deliveries repeat the same few URLs, and
+        # parsing them each time shows in profiles. Bounded: cleared when full.
+        self._judged: dict[str, str | None] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -122,17 +128,18 @@ class Transport:
     def check_url(self, url: str) -> None:
         """The guard's judgement of a URL before anything is sent: `BlockedTarget` when its
         host is a literal address the policy refuses, or no valid host at all."""
-        problem = _literal_problem(self._policy, url)
+        try:
+            problem = self._judged[url]
+        except KeyError:
+            if len(self._judged) >= JUDGED_URLS:
+                self._judged.clear()
+            problem = self._judged[url] = _literal_problem(self._policy, url)
         if problem is not None:
             raise BlockedTarget(problem, hint=_BLOCKED_HINT)
 
 
-@functools.lru_cache(maxsize=4096)
 def _literal_problem(policy: OutboundPolicy, url: str) -> str | None:
-    """Why `url` may not be requested, judged before any connection; None when it may.
-
-    Cached: deliveries repeat the same few URLs, and parsing them each time shows in profiles.
-    """
+    """Why `url` may not be requested, judged before any connection; None when it may."""
     try:
         host = urlsplit(url).hostname
     except ValueError:

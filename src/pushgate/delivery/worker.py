@@ -79,6 +79,16 @@ _BREAKER_EVENTS = {
 }
 
 
+def _logger(delivery: Claimed) -> Any:
+    """The delivery's logger, bound only when there is something to say (binding costs)."""
+    return log.bind(
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        configuration_id=delivery.configuration_id,
+        attempt=delivery.attempt,
+    )
+
+
 def default_owner() -> str:
     """A lease owner name that says which process holds a delivery, unique to this run.
 
@@ -110,6 +120,7 @@ class Worker:
         # This worker's own view of each configuration's breaker, from its own outcomes only:
         # enough to stop a lane at once when they would pause it. The database decides.
         self._local: dict[str, Breaker] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
         self._rand = rand or random.random
         self._outage = outage or Outage()
         self._batch = settings.claim_batch_size
@@ -491,15 +502,11 @@ class Worker:
 
     async def _attempt(self, delivery: Claimed) -> None:
         target = self._targets.get(delivery.configuration_id)
-        bound = log.bind(
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            configuration_id=delivery.configuration_id,
-            attempt=delivery.attempt,
-        )
         if target is None or not target.on:
             self._add(self._result(delivery, DeliveryState.CANCELLED))
-            bound.info("delivery.cancelled", reason="configuration turned off or deleted")
+            _logger(delivery).info(
+                "delivery.cancelled", reason="configuration turned off or deleted"
+            )
             return
         if target.integration is None or target.config is None:
             hint = UNREADABLE_HINT if target.integration is not None else UNKNOWN_HINT
@@ -507,31 +514,40 @@ class Worker:
         else:
             try:
                 failure = await self._engine.attempt(
-                    target.integration, target.config, delivery.payload
+                    target.integration, target.config, delivery.payload, secrets=target.secrets
                 )
             except DeliverySkipped as skip:
                 # Not sent on purpose (a manifest template rendered nothing): finished, counted
                 # neither as a success nor as an error, and nothing to the breaker.
-                ATTEMPTS.labels(target.integration.key, "skipped").inc()
+                self._count(target.integration.key, "skipped")
                 self._add(self._result(delivery, DeliveryState.SKIPPED))
-                bound.info(
+                _logger(delivery).info(
                     "delivery.skipped", integration=target.integration.key, reason=skip.reason
                 )
                 return
         integration = target.integration.key if target.integration else "unknown"
         if failure is None:
-            ATTEMPTS.labels(integration, "success").inc()
+            self._count(integration, "success")
             self._add(self._result(delivery, DeliveryState.SUCCEEDED))
-            bound.debug("delivery.succeeded", integration=integration, probe=delivery.probe)
             return
-        self._failed_attempt(delivery, failure, integration, bound.bind(integration=integration))
+        self._failed_attempt(
+            delivery, failure, integration, _logger(delivery).bind(integration=integration)
+        )
+
+    def _count(self, integration: str, outcome: str) -> None:
+        """`pushgate_delivery_attempts_total`, its children looked up once each."""
+        key = (integration, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = ATTEMPTS.labels(integration, outcome)
+        counter.inc()
 
     def _failed_attempt(
         self, delivery: Claimed, failure: DeliveryError, integration: str, bound: Any
     ) -> None:
         decision = self._retry.decide(failure, delivery.attempt, self._rand)
         retrying = decision.action is RetryAction.RETRY
-        ATTEMPTS.labels(integration, "retry" if retrying else "failed").inc()
+        self._count(integration, "retry" if retrying else "failed")
         now = self._clock()
         record = Failure(
             status_code=failure.status_code,
