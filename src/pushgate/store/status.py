@@ -82,6 +82,26 @@ class Counted:
     will_retry: bool = False
 
 
+# The counters' upsert on SQLite's bare driver (it runs on every recording transaction).
+_COUNT_SQLITE = """
+INSERT INTO configuration_status
+    (configuration_id, shard, success_count, error_count, last_success, last_error)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (configuration_id, shard) DO UPDATE SET
+    success_count = success_count + excluded.success_count,
+    error_count = error_count + excluded.error_count,
+    last_success = CASE
+        WHEN excluded.last_success IS NULL THEN last_success
+        WHEN last_success IS NULL OR excluded.last_success > last_success
+            THEN excluded.last_success
+        ELSE last_success END,
+    last_error = CASE
+        WHEN excluded.last_error IS NULL THEN last_error
+        WHEN last_error IS NULL OR excluded.last_error > last_error THEN excluded.last_error
+        ELSE last_error END
+"""
+
+
 def _error(row: Row[Any]) -> ErrorEntry:
     return ErrorEntry(
         id=row.id,
@@ -206,20 +226,19 @@ class StatusWriter:
             {"configuration_id": cid, "shard": self._shard, **total}
             for cid, total in sorted(totals.items())
         ]
-        upsert = dialect_insert(self._dialect, configuration_status)
-        current, new = configuration_status.c, upsert.excluded
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[current.configuration_id, current.shard],
-                set_={
-                    "success_count": current.success_count + new.success_count,
-                    "error_count": current.error_count + new.error_count,
-                    "last_success": _latest(current.last_success, new.last_success),
-                    "last_error": _latest(current.last_error, new.last_error),
-                },
-            ),
-            rows,
-        )
+        if self._dialect == "sqlite":
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.executemany(
+                _COUNT_SQLITE,
+                [
+                    (r["configuration_id"], r["shard"], r["success_count"], r["error_count"],
+                     r["last_success"], r["last_error"])
+                    for r in rows
+                ],
+            )  # fmt: skip
+        else:
+            self._count_rows(conn, rows)
         if failures:
             conn.execute(
                 error_log.insert(),
@@ -239,6 +258,22 @@ class StatusWriter:
                 ],
             )
             self._trim_error_log(conn, {c.configuration_id for c in failures})
+
+    def _count_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        upsert = dialect_insert(self._dialect, configuration_status)
+        current, new = configuration_status.c, upsert.excluded
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[current.configuration_id, current.shard],
+                set_={
+                    "success_count": current.success_count + new.success_count,
+                    "error_count": current.error_count + new.error_count,
+                    "last_success": _latest(current.last_success, new.last_success),
+                    "last_error": _latest(current.last_error, new.last_error),
+                },
+            ),
+            rows,
+        )
 
     def _trim_error_log(self, conn: Connection, configuration_ids: set[str]) -> None:
         for configuration_id in sorted(configuration_ids):
