@@ -273,3 +273,26 @@ async def test_held_by_lists_what_a_worker_claimed_and_has_not_recorded(
     held = await store.deliveries.held_by("a")
     assert [(h.delivery_id, h.event_id) for h in held] == [(claimed[2].id, claimed[2].event_id)]
     assert held[0].expires_at == NOW + LEASE_MS
+
+
+async def test_a_claim_takes_no_more_entry_bytes_than_asked_but_always_one(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    [cid] = await seed(store, events=0)
+    batch = [
+        NewEvent(f"b{i}", NOW, "flag", {"_id": f"b{i}", "pad": "x" * 1000}, [cid])
+        for i in range(20)
+    ]
+    await store.deliveries.enqueue(batch, now=NOW)
+    claim = await store.deliveries.claim_due(
+        owner="w", now=NOW, limit=100, lease_ms=LEASE_MS, max_bytes=5000
+    )
+    assert 1 <= len(claim.deliveries) <= 5
+    assert sum(d.size for d in claim.deliveries) <= 5000
+    assert all(d.size > 1000 for d in claim.deliveries)
+    assert claim.more
+    tiny = await store.deliveries.claim_due(
+        owner="w", now=NOW, limit=100, lease_ms=LEASE_MS, max_bytes=1
+    )
+    assert len(tiny.deliveries) == 1

@@ -350,3 +350,27 @@ async def test_exactly_one_claim_gets_the_probe_of_a_paused_configuration(
     handed = [d for claim in claims for d in claim.deliveries]
     assert len(handed) == 1
     assert handed[0].probe
+
+
+async def test_a_worker_holds_no_more_entry_bytes_than_its_budget(
+    server: Server,
+    receiver: Receiver,
+    settings_factory: Callable[..., Settings],
+    start: Start,
+) -> None:
+    receiver.gate = asyncio.Event()  # every request is held: what the worker holds stays
+    await webhook(server, receiver.url)
+    big = "x" * 100_000  # each entry about 100 kB
+    for i in range(30):
+        status, _ = await server.call("POST", "/api/v2/events", flag_event(f"e{i}", comment=big))
+        assert status == 202
+    budget = 1024 * 1024
+    worker = await start(settings_factory(worker_held_bytes=budget, request_timeout=60))
+    worker.wake()
+    await receiver.wait_for(10)
+    await asyncio.sleep(0.3)  # a worker that ignored the budget would have sent more by now
+    # 10 entries of ~100 kB fit in 1 MiB; the 11th does not (one is always taken).
+    assert 10 <= len(receiver.requests) <= 11
+    receiver.gate.set()
+    await receiver.wait_for(30)
+    assert len({r.json()["_id"] for r in receiver.requests}) == 30

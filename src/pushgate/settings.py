@@ -165,6 +165,16 @@ class Settings(BaseSettings):
             "receiver that hangs holds at most this many requests and delays nobody else."
         ),
     )
+    worker_held_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024 * 1024 * 1024,
+        description=(
+            "Bytes of event entries one worker holds at most (claimed and waiting, or in "
+            "flight): what bounds its memory, whatever the events' size. A claim takes at "
+            "least one delivery."
+        ),
+    )
     breaker_threshold: int = Field(
         default=5,
         ge=1,

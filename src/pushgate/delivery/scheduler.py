@@ -57,11 +57,17 @@ class Scheduler:
         self._young = 0  # attempts in flight not yet slow: what `concurrency` limits
         self._ready = 0
         self._blocked = 0  # ready deliveries of lanes that cannot start one now
+        self._bytes = 0  # entry bytes of the deliveries ready and in flight
 
     @property
     def ready(self) -> int:
         """Deliveries claimed and not yet started."""
         return self._ready
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the entries of the deliveries ready and in flight."""
+        return self._bytes
 
     @property
     def in_flight(self) -> int:
@@ -85,6 +91,7 @@ class Scheduler:
             with self._changing(cid, lane):
                 lane.ready.append(delivery)
                 self._ready += 1
+            self._bytes += delivery.size
 
     def next(self, now: float) -> Claimed | None:
         """The next delivery to start, or None when no slot or nothing runnable is left."""
@@ -108,6 +115,7 @@ class Scheduler:
     def finished(self, delivery: Claimed) -> None:
         """An attempt ended (whatever its outcome): its slots are free again."""
         running = self._running.pop(delivery.id)
+        self._bytes -= delivery.size
         cid = running.configuration_id
         lane = self._lanes[cid]
         if running.slow:
@@ -204,6 +212,7 @@ class Scheduler:
             with self._changing(cid, lane):
                 dropped.extend(lane.ready)
                 self._ready -= len(lane.ready)
+                self._bytes -= sum(d.size for d in lane.ready)
                 lane.ready.clear()  # its ring entry, if any, is skipped when its turn comes
                 lane.held = False
         return dropped

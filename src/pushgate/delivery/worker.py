@@ -125,6 +125,7 @@ class Worker:
         self._outage = outage or Outage()
         self._batch = settings.claim_batch_size
         self._window = 2 * settings.claim_batch_size
+        self._held_bytes = settings.worker_held_bytes
         self._lease_ms = int(settings.lease_seconds * 1000)
         days = settings.retention_days
         self._retention_ms = int(days * 86_400_000) if days > 0 else None
@@ -322,7 +323,12 @@ class Worker:
         """
         schedule, now = self._schedule, time.monotonic()
         schedule.age(now)
-        if self._claiming is None and not self._exhausted and schedule.wants_more():
+        if (
+            self._claiming is None
+            and not self._exhausted
+            and schedule.wants_more()
+            and schedule.held_bytes < self._held_bytes
+        ):
             self._claiming = self._spawn(self._claim())
         elif self._exhausted and self._repoll is None:
             # Busy with attempts, nothing more was due: look again after a poll interval, for
@@ -403,6 +409,7 @@ class Worker:
                 lease_ms=self._lease_ms,
                 room=self._window,
                 rooms=rooms,
+                max_bytes=self._held_bytes - self._schedule.held_bytes,
             )
             await self._targets.refresh(claim.deliveries)
         self._outage.succeeded()

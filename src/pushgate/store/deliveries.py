@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Text, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
@@ -76,6 +76,7 @@ class Claimed:
     payload: Mapping[str, Any]
     configuration_version: int | None  # None: the configuration was deleted
     probe: bool = False
+    size: int = 0  # bytes of the entry as stored (what holding it costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +289,11 @@ class DeliveryStore:
         lease_ms: int,
         room: int | None = None,
         rooms: Mapping[str, int] | None = None,
+        max_bytes: int | None = None,
     ) -> Claim:
         """Lease up to `limit` due deliveries (waiting ones, and ones whose lease expired),
-        shared fairly among the configurations that are on and not paused.
+        shared fairly among the configurations that are on and not paused, and, with
+        `max_bytes`, no more than fit in that many bytes of entries (one always does).
 
         Each configuration gets at most its room: `rooms[id]`, else `room` (default `limit`).
         A first pass gives each an equal share of `limit`; a second pass tops up those that
@@ -306,6 +309,7 @@ class DeliveryStore:
                 lease_ms=lease_ms,
                 room=limit if room is None else room,
                 rooms=rooms or {},
+                max_bytes=max_bytes,
             )
         )
 
@@ -319,6 +323,7 @@ class DeliveryStore:
         lease_ms: int,
         room: int,
         rooms: Mapping[str, int],
+        max_bytes: int | None,
     ) -> Claim:
         candidates = conn.execute(
             select(
@@ -375,6 +380,17 @@ class DeliveryStore:
                 chosen.extend(found)
         if not chosen:
             return Claim(paused=paused, more=more)
+        sizes = _entry_sizes(conn, chosen)
+        if max_bytes is not None:
+            fitting: list[int] = []
+            total = 0
+            for id_ in chosen:  # in the order of the turns: the cut keeps the claim fair
+                total += sizes.get(id_, 0)
+                if fitting and total > max_bytes:
+                    more = True
+                    break
+                fitting.append(id_)
+            chosen = fitting
         leased = sorted(_lease(conn, chosen, owner=owner, until=now + lease_ms))
         versions = {cid: version for cid, version, _ in candidates}
         payloads = _payloads(conn, {event_id for _, event_id, _, _ in leased})
@@ -387,6 +403,7 @@ class DeliveryStore:
                 payloads[event_id],
                 versions.get(cid),
                 probe=id_ in probe_ids,
+                size=sizes.get(id_, 0),
             )
             for id_, event_id, cid, attempts in leased
         ]
@@ -833,6 +850,29 @@ def _due_ids(
         (configuration_id, now, limit, skip),
     )
     return [row[0] for row in rows]
+
+
+def _entry_sizes(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
+    """The size in bytes of each delivery's entry as stored."""
+    raw = _sqlite(conn)
+    if raw is None:
+        statement = (
+            select(deliveries.c.id, func.octet_length(func.cast(events.c.payload, Text)))
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(deliveries.c.id.in_(delivery_ids))
+        )
+        return {id_: int(size or 0) for id_, size in conn.execute(statement)}
+    sizes: dict[int, int] = {}
+    for start in range(0, len(delivery_ids), IDS_PER_QUERY):
+        chunk = delivery_ids[start : start + IDS_PER_QUERY]
+        sizes.update(
+            raw.execute(
+                "SELECT d.id, length(CAST(e.payload AS BLOB)) FROM deliveries d"  # noqa: S608 - placeholders only
+                f" JOIN events e ON e.id = d.event_id WHERE d.id IN ({_marks(len(chunk))})",
+                chunk,
+            )
+        )
+    return sizes
 
 
 def _lease(
