@@ -198,7 +198,7 @@ def test_a_configuration_from_sign_in_to_delete(
     panel.get_by_label("Payload URL").fill(receiver.url + "/hook")
     panel.get_by_role("button", name="Validate Connection").click()
     result = panel.locator("#validation-result")
-    expect(result).to_contain_text("Connection validated")
+    expect(result).to_contain_text("Connection validated: 200 OK")
     assert receiver.requests[-1].path == "/hook"
 
     receiver.default = (503, '{"error": "down for maintenance"}', {})

@@ -366,7 +366,8 @@ async def test_validate_connection_reports_success_then_the_status_code(
     status, report = await validate(admin, WEBHOOK + "/validate", form)
     assert status == 200
     assert report["ok"] is True
-    assert "Connection validated" in report["html"]
+    assert (report["statusCode"], report["responseBody"]) == (200, "ok")
+    assert 'Connection validated: <span class="status-code">200</span> OK' in report["html"]
     assert receiver.requests[0].path == "/hook"
 
     receiver.default = (503, '{"error":"maintenance"}', {})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -37,6 +38,15 @@ from pushgate.masking import Redactor, redactor
 log = structlog.get_logger("pushgate.delivery")
 # The answer that makes fetched credentials count as refused.
 UNAUTHORIZED = 401
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What one attempt came to: the receiver's answer (masked) when there was one, and the
+    failure when it did not succeed."""
+
+    response: InboundResponse | None
+    failure: DeliveryError | None
 
 
 class Engine:
@@ -60,8 +70,18 @@ class Engine:
         "Once" allows one resend when fetched credentials were refused (401) and renewed.
         Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
+        return (await self.try_once(integration, config, payload)).failure
+
+    async def try_once(
+        self,
+        integration: Integration[Any],
+        config: IntegrationConfig,
+        payload: Mapping[str, Any],
+    ) -> Attempted:
+        """`attempt`, with the receiver's answer too (validation reports it on success)."""
         secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
+        response: InboundResponse | None = None
         try:
             context = build_context(payload, link_base_url=self._link_base_url)
             request = integration.build_request(context, config, self.endpoints)
@@ -73,7 +93,7 @@ class Engine:
                 response = await self._send(request, extra, secrets)
             integration.classify(response)
         except DeliveryError as error:
-            return _redacted(error, _redactor(secrets, extra))
+            return Attempted(response, _redacted(error, _redactor(secrets, extra)))
         except DeliverySkipped:
             raise
         except Exception as error:
@@ -86,8 +106,8 @@ class Engine:
                 traceback=mask.mask("".join(traceback.format_exception(error))),
             )
             failure = PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
-            return _redacted(failure, mask)
-        return None
+            return Attempted(response, _redacted(failure, mask))
+        return Attempted(response, None)
 
     async def _send(
         self, request: OutboundRequest, extra: Mapping[str, str], secrets: tuple[str, ...]
