@@ -5,14 +5,31 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from pushgate.api import shapes
 from pushgate.api.deps import RuntimeDep, Writer, json_body
+from pushgate.api.openapi import AUTHENTICATED, answers
 from pushgate.ingest import ingest
 from pushgate.metrics import EVENTS
 
-router = APIRouter(prefix="/api/v2")
+router = APIRouter(prefix="/api/v2", tags=["Events"])
 
 
-@router.post("/events", dependencies=[Writer], status_code=202)
+# Described here; the route reads and checks the body itself (`ingest`), as before.
+@router.post(
+    "/events",
+    dependencies=[Writer],
+    status_code=202,
+    operation_id="postEvents",
+    summary="Send change events",
+    response_model=None,
+    responses=answers(
+        202,
+        shapes.EventsAccepted,
+        "Committed with their deliveries; an `_id` seen before changes nothing",
+        errors=AUTHENTICATED | {400, 403, 413},
+    ),
+    openapi_extra=shapes.EVENTS_BODY,
+)
 async def post_events(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Commit the events and their deliveries, then answer. Idempotent on each entry's `_id`."""
     result = await ingest(
