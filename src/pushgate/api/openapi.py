@@ -162,6 +162,8 @@ def document(app: FastAPI) -> dict[str, Any]:
     for operations in spec["paths"].values():
         for operation in operations.values():
             operation["responses"].pop(_FASTAPI_422, None)
+            for parameter in operation.get("parameters", []):
+                _absent_not_null({"properties": {"_": parameter["schema"]}}, object)
             for name, schema in operation.pop(_MODELS_KEY, {}).items():
                 if schemas.setdefault(name, schema) != schema:
                     raise ValueError(f"two different schemas are named {name}")
