@@ -10,6 +10,8 @@ Set PUSHGATE_SCREENSHOTS=<dir> to write screenshots of each page (docs/screensho
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -522,4 +524,37 @@ def test_the_api_docs_work_offline_authorize_and_call_an_endpoint(
     assert loaded
     assert all(url.startswith((live.url + "/", "data:")) for url in loaded)
     assert page.evaluate("window.__violations") == []
+    context.close()
+
+
+def test_the_sources_page_shows_what_each_source_received(
+    browser: Browser, live: Server, loop_thread: LoopThread
+) -> None:
+    secret = "ld-webhook-secret-0123456789"
+    body = {"name": "LaunchDarkly production", "kind": "launchdarkly-webhook", "secret": secret}
+    _, source = loop_thread.run(lambda: live.call("POST", "/api/v2/sources", body))
+    event = json.dumps(flag_event("ld-1")).encode()
+    signature = hmac.new(secret.encode(), event, hashlib.sha256).hexdigest()
+
+    async def post() -> int:
+        headers = {"X-LD-Signature": signature, "Content-Type": "application/json"}
+        async with live.session.post(source["ingestUrl"], data=event, headers=headers) as answer:
+            return answer.status
+
+    assert loop_thread.run(post) == 202
+    context = new_context(browser, live, width=800)
+    page = context.new_page()
+    sign_in(page)
+    page.get_by_role("link", name="Organization settings").click()
+    page.get_by_role("navigation", name="Settings sections").get_by_role(
+        "link", name="Sources"
+    ).click()
+    expect(page.get_by_role("heading", name="Sources", level=1)).to_be_visible()
+    row = page.locator(f"#source-{source['_id']}")
+    expect(row.locator("[data-column=events-received]")).to_have_text("1")
+    expect(row.locator("[data-column=last-event] time")).to_have_text("5 minutes ago")
+    expect(row.locator("[data-column=last-event-id]")).to_have_text("ld-1")
+    expect(row.locator("[data-column=ingest-url]")).to_have_text(source["ingestUrl"])
+    assert page.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
+    shot(page, "sources-800", full_page=True)
     context.close()
