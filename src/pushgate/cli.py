@@ -381,13 +381,9 @@ def source_create(
         _with_store(settings, lambda store: sources.create(store, box, body, now=system_clock()))
     )
     view = sources.source_json(row, base_url=settings.public_url or "", secret=value)
-    for label, text in (
-        ("id", row.id),
-        ("kind", row.kind.value),
-        ("ingest URL", view["ingestUrl"]),
-    ):
+    shown = {"id": row.id, "kind": row.kind.value, "ingest URL": view["ingestUrl"], "secret": value}
+    for label, text in shown.items():
         typer.echo(f"{label:<11} {text}")
-    typer.echo(f"{'secret':<11} {value}")
     err.print("The secret is shown this once; give it to the sender (docs/sources.md).")
     if settings.public_url is None:
         err.print("Set PUSHGATE_PUBLIC_URL to have the whole ingest URL printed.")

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from pushgate import sources
 from pushgate.api.deps import RuntimeDep, client_address
+from pushgate.api.sources import base_url
 from pushgate.configurations import health_of
 from pushgate.domain import HealthState
 from pushgate.errors import Forbidden, RateLimited
@@ -155,7 +156,7 @@ async def sources_page(request: Request, session: SessionDep, rt: RuntimeDep) ->
         raise Forbidden(
             f"Event sources are for admin tokens; yours is a {session.identity.role.value} token."
         )
-    base = rt.settings.public_url or str(request.base_url)
+    base = base_url(request, rt)
     rows = await rt.store.sources.all()
     views = [sources.source_json(row, base_url=base) for row in rows]
     context = {"session": session, "sources": list(zip(rows, views, strict=True))}
