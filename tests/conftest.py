@@ -27,6 +27,7 @@ import pytest
 import uvicorn
 from aiohttp import web
 
+import contract
 from pushgate.app import create_app
 from pushgate.clock import ManualClock
 from pushgate.delivery.worker import Worker
@@ -309,7 +310,7 @@ class Server:
 async def start_server(
     settings: Settings, clock: ManualClock
 ) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    app = create_app(settings, with_worker=False, clock=clock)
+    app = contract.Recorder(create_app(settings, with_worker=False, clock=clock))
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
@@ -323,15 +324,31 @@ async def start_server(
     return server, task, f"http://127.0.0.1:{port}"
 
 
+def runtime_of(uv: uvicorn.Server) -> Runtime:
+    """The runtime of a server `start_server` started."""
+    recorder = uv.config.app
+    assert isinstance(recorder, contract.Recorder)
+    runtime: Runtime = recorder.app.state.runtime  # type: ignore[attr-defined]
+    return runtime
+
+
+def assert_described(uv: uvicorn.Server) -> None:
+    """Every answer the server gave is as its OpenAPI document describes (`contract.py`)."""
+    recorder = uv.config.app
+    assert isinstance(recorder, contract.Recorder)
+    found = contract.problems(recorder.exchanges, recorder.app.openapi())  # type: ignore[attr-defined]
+    assert not found, "\n".join(found)
+
+
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[Server]:
     clock = ManualClock()
     uv, task, url = await start_server(settings, clock)
-    runtime: Runtime = uv.config.app.state.runtime  # type: ignore[union-attr]
     async with aiohttp.ClientSession() as session:
-        yield Server(url, runtime, clock, session)
+        yield Server(url, runtime_of(uv), clock, session)
     uv.should_exit = True
     await task
+    assert_described(uv)
 
 
 def flag_event(

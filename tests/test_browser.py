@@ -10,6 +10,8 @@ Set PUSHGATE_SCREENSHOTS=<dir> to write screenshots of each page (docs/screensho
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,7 +27,16 @@ import pytest
 from aiohttp import web
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from conftest import ADMIN_TOKEN, Receiver, Server, flag_event, free_port, start_server
+from conftest import (
+    ADMIN_TOKEN,
+    Receiver,
+    Server,
+    assert_described,
+    flag_event,
+    free_port,
+    runtime_of,
+    start_server,
+)
 from pushgate.clock import ManualClock, system_clock
 from pushgate.settings import Settings
 
@@ -113,8 +124,7 @@ def live(loop_thread: LoopThread, settings: Settings) -> Iterator[Server]:
 
     async def start() -> tuple[Any, asyncio.Task[None], Server]:
         uv, task, url = await start_server(settings, clock)
-        runtime = uv.config.app.state.runtime
-        return uv, task, Server(url, runtime, clock, aiohttp.ClientSession())
+        return uv, task, Server(url, runtime_of(uv), clock, aiohttp.ClientSession())
 
     uv, task, server = loop_thread.run(start)
     yield server
@@ -125,6 +135,7 @@ def live(loop_thread: LoopThread, settings: Settings) -> Iterator[Server]:
         await task
 
     loop_thread.run(stop)
+    assert_described(uv)
 
 
 def new_context(browser: Browser, server: Server, *, width: int = 1280) -> BrowserContext:
@@ -198,7 +209,7 @@ def test_a_configuration_from_sign_in_to_delete(
     panel.get_by_label("Payload URL").fill(receiver.url + "/hook")
     panel.get_by_role("button", name="Validate Connection").click()
     result = panel.locator("#validation-result")
-    expect(result).to_contain_text("Connection validated")
+    expect(result).to_contain_text("Connection validated: 200 OK")
     assert receiver.requests[-1].path == "/hook"
 
     receiver.default = (503, '{"error": "down for maintenance"}', {})
@@ -456,4 +467,94 @@ def test_without_javascript_pages_still_work_and_show_utc(
     card(page, "Webhook").get_by_role("button", name="Show configurations").click()
     cell = card(page, "Webhook").locator("[data-column=last-success]")
     expect(cell).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    context.close()
+
+
+# Records every Content-Security-Policy violation the page reports (the page cannot stop it:
+# Playwright adds it outside the page's policy).
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def test_the_api_docs_work_offline_authorize_and_call_an_endpoint(
+    browser: Browser, live: Server, loop_thread: LoopThread
+) -> None:
+    context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 900})
+    elsewhere: list[str] = []
+    # Nothing may leave the machine: any request not to this server is recorded and refused.
+    context.route(
+        re.compile(r"^(?!" + re.escape(live.url) + r"/)"),
+        lambda route: (elsewhere.append(route.request.url), route.abort()),
+    )
+    context.add_init_script(RECORD_VIOLATIONS)
+    page = context.new_page()
+    loaded: list[str] = []
+    page.on("request", lambda request: loaded.append(request.url))
+    page.goto("/api/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("pushgate")
+    expect(page.locator(".opblock-tag-section")).to_have_count(6)  # a group per tag
+
+    # Authorize with a token: every call from the page carries it.
+    page.get_by_role("button", name="Authorize").first.click()
+    dialog = page.locator(".dialog-ux")
+    dialog.locator("input").fill(ADMIN_TOKEN)
+    dialog.get_by_role("button", name="Apply credentials").click()
+    expect(dialog.get_by_role("button", name="Remove authorization")).to_be_visible()
+    dialog.get_by_role("button", name="Close", exact=True).click()
+
+    # "Try it out" on POST /api/v2/events sends its example body, which is accepted.
+    operation = page.locator("#operations-Events-postEvents")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    expect(operation.locator("textarea.body-param__text")).to_contain_text("updateOn")
+    operation.get_by_role("button", name="Execute").click()
+    answer = operation.locator(".live-responses-table .response")
+    expect(answer.locator(".response-col_status").first).to_have_text("202")
+    expect(answer.locator(".response-col_description")).to_contain_text('"accepted"')
+    shot(page, "api-docs")
+
+    status, listed = loop_thread.run(lambda: live.call("GET", "/api/v2/integration-manifests"))
+    assert status == 200
+    assert listed["items"]
+    assert elsewhere == []
+    assert loaded
+    assert all(url.startswith((live.url + "/", "data:")) for url in loaded)
+    assert page.evaluate("window.__violations") == []
+    context.close()
+
+
+def test_the_sources_page_shows_what_each_source_received(
+    browser: Browser, live: Server, loop_thread: LoopThread
+) -> None:
+    secret = "ld-webhook-secret-0123456789"
+    body = {"name": "LaunchDarkly production", "kind": "launchdarkly-webhook", "secret": secret}
+    _, source = loop_thread.run(lambda: live.call("POST", "/api/v2/sources", body))
+    event = json.dumps(flag_event("ld-1")).encode()
+    signature = hmac.new(secret.encode(), event, hashlib.sha256).hexdigest()
+
+    async def post() -> int:
+        headers = {"X-LD-Signature": signature, "Content-Type": "application/json"}
+        async with live.session.post(source["ingestUrl"], data=event, headers=headers) as answer:
+            return answer.status
+
+    assert loop_thread.run(post) == 202
+    context = new_context(browser, live, width=800)
+    page = context.new_page()
+    sign_in(page)
+    page.get_by_role("link", name="Organization settings").click()
+    page.get_by_role("navigation", name="Settings sections").get_by_role(
+        "link", name="Sources"
+    ).click()
+    expect(page.get_by_role("heading", name="Sources", level=1)).to_be_visible()
+    row = page.locator(f"#source-{source['_id']}")
+    expect(row.locator("[data-column=events-received]")).to_have_text("1")
+    expect(row.locator("[data-column=last-event] time")).to_have_text("5 minutes ago")
+    expect(row.locator("[data-column=last-event-id]")).to_have_text("ld-1")
+    expect(row.locator("[data-column=ingest-url]")).to_have_text(source["ingestUrl"])
+    assert page.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
+    shot(page, "sources-800", full_page=True)
     context.close()

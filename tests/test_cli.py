@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import os
 import signal
 import subprocess
@@ -13,10 +17,14 @@ from pathlib import Path
 import pytest
 
 from conftest import Receiver, flag_event
+from pushgate import sources
+from pushgate.clock import system_clock
 from pushgate.configurations import create
 from pushgate.ingest import ingest
 from pushgate.runtime import running
+from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
+from pushgate.store import Store
 
 PUSHGATE = [sys.executable, "-m", "pushgate"]
 
@@ -169,3 +177,92 @@ def test_replay_explains_a_time_it_cannot_read(env: dict[str, str], value: str) 
     )
     assert done.returncode == 2
     assert "no webhook configuration" in done.stderr or "--since" in done.stderr
+
+
+# --- pushgate validate on success, pushgate source -------------------------------------------
+
+
+async def test_validate_prints_the_status_code_and_body_on_success(
+    env: dict[str, str], receiver: Receiver
+) -> None:
+    settings = Settings(data_dir=Path(env["PUSHGATE_DATA_DIR"]), outbound_allow="127.0.0.0/8")
+    async with running(settings, with_worker=False) as rt:
+        body = {"name": "hook", "config": {"url": receiver.url}}
+        row = await create(rt.services, "webhook", body, now=rt.clock())
+    receiver.default = (202, "queued", {})
+    done = await asyncio.create_subprocess_exec(
+        *PUSHGATE, "validate", "webhook", row.id,
+        env={**env, "PUSHGATE_OUTBOUND_ALLOW": "127.0.0.0/8"}, stdout=PIPE, stderr=PIPE,
+    )  # fmt: skip
+    said, _ = await asyncio.wait_for(done.communicate(), 60)
+    assert done.returncode == 0
+    report = json.loads(said)
+    assert (report["ok"], report["statusCode"], report["responseBody"]) == (True, 202, "queued")
+
+
+def source(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PUSHGATE, "source", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def printed(stdout: str) -> dict[str, str]:
+    """`label   value` lines as a mapping."""
+    return dict(line.split(maxsplit=1) for line in stdout.replace("ingest URL", "url").splitlines())
+
+
+async def test_source_create_list_and_delete(env: dict[str, str]) -> None:
+    env = {**env, "PUSHGATE_PUBLIC_URL": "https://pushgate.example.com"}
+    made = source(env, "create", "--name", "LaunchDarkly prod", "--kind", "launchdarkly-webhook")
+    assert made.returncode == 0, made.stderr
+    shown = printed(made.stdout)
+    assert shown["url"] == f"https://pushgate.example.com/ingest/{shown['id']}"
+    assert len(shown["secret"]) == 64
+    assert "shown this once" in made.stderr
+
+    # The printed secret is the one the source verifies with.
+    settings = Settings(data_dir=Path(env["PUSHGATE_DATA_DIR"]))
+    store = await Store.open(settings)
+    try:
+        body = b'{"_id": "x"}'
+        signature = hmac.new(shown["secret"].encode(), body, hashlib.sha256).hexdigest()
+        row = await sources.authenticate(
+            store, load_secret_box(settings), shown["id"], {"X-LD-Signature": signature}, body,
+            now_ms=system_clock(),
+        )  # fmt: skip
+    finally:
+        await store.close()
+    assert row.name == "LaunchDarkly prod"
+
+    listed = source({**env, "COLUMNS": "200"}, "list")
+    assert listed.returncode == 0
+    assert shown["id"] in listed.stdout
+    assert "LaunchDarkly prod" in listed.stdout
+    assert shown["secret"] not in listed.stdout
+
+    assert source(env, "delete", shown["id"]).returncode == 0
+    assert shown["id"] not in source(env, "list").stdout
+    gone = source(env, "delete", shown["id"])
+    assert gone.returncode == 2
+    assert "no source with id" in gone.stderr
+
+
+def test_source_create_reads_a_given_secret_from_stdin_and_refuses_a_bad_one(
+    env: dict[str, str],
+) -> None:
+    given = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    made = source(env, "create", "--name", "svix", "--kind", "standard-webhooks", "--secret", "-",
+                  stdin=given + "\n")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert printed(made.stdout)["secret"] == given
+    assert printed(made.stdout)["url"].startswith("/ingest/")  # no PUSHGATE_PUBLIC_URL
+    bad = source(env, "create", "--name", "x", "--kind", "standard-webhooks", "--secret", "nope!")
+    assert bad.returncode == 2
+    assert "secret: must be whsec_ followed by base64" in bad.stderr

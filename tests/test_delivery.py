@@ -221,7 +221,7 @@ async def test_error_log_keeps_the_newest_entries_and_exact_totals(
 ) -> None:
     import aiohttp
 
-    from conftest import start_server
+    from conftest import assert_described, runtime_of, start_server
     from pushgate.clock import ManualClock
 
     settings = settings_factory(error_log_size=3, retry_schedule="")
@@ -229,7 +229,7 @@ async def test_error_log_keeps_the_newest_entries_and_exact_totals(
     uv, task, url = await start_server(settings, clock)
     try:
         async with aiohttp.ClientSession() as session:
-            server = Server(url, uv.config.app.state.runtime, clock, session)  # type: ignore[union-attr]
+            server = Server(url, runtime_of(uv), clock, session)
             created = await make_webhook(server, receiver.url)
             receiver.default = (500, "fail", {})
             await server.call(
@@ -251,6 +251,7 @@ async def test_error_log_keeps_the_newest_entries_and_exact_totals(
     finally:
         uv.should_exit = True
         await task
+    assert_described(uv)
 
 
 @pytest.mark.parametrize("blocked", ["http://10.1.2.3/hook", "http://169.254.169.254/latest"])

@@ -388,6 +388,7 @@ _KEYS = st.sampled_from(
         "apiKey",
         "action",
         "resource",
+        "secret",
     ]
 )
 _OBJECT = st.dictionaries(_KEYS | _TEXT, _JSON, max_size=6)
@@ -405,6 +406,7 @@ _TARGETS = st.sampled_from(
         ("POST", "/api/v2/integrations/msteams"),
         ("POST", "/api/v2/integrations/appdynamics"),
         ("POST", TOKENS),
+        ("POST", "/api/v2/sources"),
         ("PATCH", HOOK + "/{id}"),
     ]
 )

@@ -116,6 +116,25 @@ async def test_a_secret_echoed_as_json_never_shows(
         assert form not in stored
 
 
+async def test_a_secret_echoed_in_a_successful_validation_never_shows(
+    server: Server, receiver: Receiver
+) -> None:
+    # Validation shows the tool's answer on success too: it is masked like any other.
+    receiver.responder = lambda sent: (200, json.dumps({"got": sent.headers}), {})
+    status, created = await server.call(
+        "POST",
+        "/api/v2/integrations/webhook",
+        {"name": "h", "config": {"url": receiver.url, "authorization": HEADER}},
+    )
+    assert status == 201
+    path = f"/api/v2/integrations/webhook/{created['_id']}"
+    _, validation = await server.call("POST", path + "/validate")
+    assert (validation["ok"], validation["statusCode"]) == (True, 200)
+    assert SECRET_MASK in validation["responseBody"]
+    for form in every_form(HEADER):
+        assert form not in json.dumps(validation, ensure_ascii=False)
+
+
 async def test_a_secret_cut_by_the_response_body_limit_is_masked(
     server: Server, receiver: Receiver
 ) -> None:

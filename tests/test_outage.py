@@ -18,7 +18,15 @@ import aiohttp
 import pytest
 import structlog
 
-from conftest import ADMIN_TOKEN, POSTGRES_URL, Receiver, flag_event, free_port, start_server
+from conftest import (
+    ADMIN_TOKEN,
+    POSTGRES_URL,
+    Receiver,
+    assert_described,
+    flag_event,
+    free_port,
+    start_server,
+)
 from pushgate.clock import ManualClock
 from pushgate.configurations import create
 from pushgate.ingest import ingest
@@ -139,6 +147,7 @@ async def test_a_database_outage_answers_503_logs_once_and_accepts_nothing(
         uv.should_exit = True
         with contextlib.suppress(Exception):
             await task
+    assert_described(uv)
 
     for status, headers, answer in [*answers, listed]:
         assert status == 503

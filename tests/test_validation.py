@@ -11,9 +11,12 @@ async def test_validate_saved_configuration_succeeds(server: Server, receiver: R
     _, created = await server.call(
         "POST", HOOK, {"name": "h", "config": {"url": receiver.url + "/in"}}
     )
+    receiver.answer(202, '{"accepted": true}')
     status, report = await server.call("POST", f"{HOOK}/{created['_id']}/validate")
     assert status == 200
     assert report["ok"] is True
+    assert report["statusCode"] == 202  # what the tool answered, on success too
+    assert report["responseBody"] == '{"accepted": true}'
     assert isinstance(report["durationMs"], int)
     sent = receiver.requests[0].json()
     assert sent["_id"].startswith("pushgate-validation-")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -366,7 +370,8 @@ async def test_validate_connection_reports_success_then_the_status_code(
     status, report = await validate(admin, WEBHOOK + "/validate", form)
     assert status == 200
     assert report["ok"] is True
-    assert "Connection validated" in report["html"]
+    assert (report["statusCode"], report["responseBody"]) == (200, "ok")
+    assert 'Connection validated: <span class="status-code">200</span> OK' in report["html"]
     assert receiver.requests[0].path == "/hook"
 
     receiver.default = (503, '{"error":"maintenance"}', {})
@@ -612,3 +617,68 @@ async def test_resending_needs_a_writer_and_the_csrf_token(
     answer = await web.post(f"{WEBHOOK}/{created['_id']}/replay", {"csrf": page.csrf})
     assert answer.status == 403
     assert (await server.runtime.store.deliveries.counts())[DeliveryState.FAILED] == 1
+
+
+# --- Sources ----------------------------------------------------------------------------------
+
+
+async def test_the_sources_page_shows_each_sources_events_and_last_one(
+    server: Server, admin: WebClient
+) -> None:
+    status, quiet = await server.call(
+        "POST", "/api/v2/sources", {"name": "Staging", "kind": "standard-webhooks"}
+    )
+    assert status == 201
+    secret = "ld-webhook-secret-0123456789"
+    _, busy = await server.call(
+        "POST",
+        "/api/v2/sources",
+        {"name": "Prod", "kind": "launchdarkly-webhook", "secret": secret},
+    )
+    for event_id in ("ld-1", "ld-2", "ld-2"):  # the repeat is not a new event
+        body = json.dumps(flag_event(event_id)).encode()
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        async with server.session.post(
+            busy["ingestUrl"],
+            data=body,
+            headers={"X-LD-Signature": signature, "Content-Type": "application/json"},
+        ) as answer:
+            assert answer.status == 202
+
+    page = (await admin.get("/settings/sources")).page
+    prod = page.one("tr", id=f"source-{busy['_id']}")
+    assert "Prod" in prod.text
+    assert "LaunchDarkly webhook" in prod.text
+    assert busy["ingestUrl"] in prod.text
+    assert cell(page, busy["_id"], "events-received") == "2"  # the repeat is not counted
+    assert cell(page, busy["_id"], "last-event-id") == "ld-2"
+    assert cell(page, busy["_id"], "last-event").startswith(utc_text(server.clock()))
+    assert cell(page, quiet["_id"], "events-received") == "0"
+    assert cell(page, quiet["_id"], "last-event") == "Nothing yet"
+    assert secret not in page.html
+    assert quiet["secret"] not in page.html
+    nav = page.one("nav", aria_label="Settings sections")
+    assert "Sources" in nav.text
+
+
+def cell(page: Any, source_id: str, column: str) -> str:
+    """The text of a column in the row of a source."""
+    start = page.elements.index(page.one("tr", id=f"source-{source_id}"))
+    return str(next(e for e in page.elements[start:] if e.attrs.get("data-column") == column).text)
+
+
+def utc_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@pytest.mark.parametrize("role", [Role.READER, Role.WRITER])
+async def test_the_sources_page_is_for_admin_tokens(
+    server: Server, web: WebClient, role: Role
+) -> None:
+    _, value = await token(server, role)
+    assert (await web.sign_in(value)).status == 303
+    answer = await web.get("/settings/sources")
+    assert answer.status == 403
+    assert "admin tokens" in answer.text
+    settings = (await web.get("/settings")).page
+    assert "Sources" not in settings.one("nav", aria_label="Settings sections").text

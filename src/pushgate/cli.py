@@ -1,13 +1,15 @@
-"""The `pushgate` command: serve, worker, migrate, token, status, replay, validate."""
+"""The `pushgate` command: serve, worker, migrate, token, status, replay, validate, source."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import structlog
 import typer
@@ -18,16 +20,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pushgate import sources
 from pushgate.app import create_app
 from pushgate.clock import system_clock
 from pushgate.configurations import health_of, open_config
-from pushgate.domain import DeliveryState, Role
+from pushgate.domain import DeliveryState, Role, SourceKind
 from pushgate.errors import InvalidRequest, RequestError
 from pushgate.limits import NAME_LIMIT, check_text
 from pushgate.logs import configure
 from pushgate.replay import ReplayWindow
 from pushgate.replay import replay as run_replay
 from pushgate.runtime import running
+from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
 from pushgate.store import Store
 from pushgate.validation import validate as run_validation
@@ -39,6 +43,7 @@ token_app = typer.Typer(help="Manage API access tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 err = Console(stderr=True)
 log = structlog.get_logger("pushgate.cli")
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -324,3 +329,92 @@ def _ago(ms: int | None, now: int) -> str:
     )
     amount = f"{int(abs(seconds) // size)}{unit}"
     return f"{amount} ago" if seconds >= 0 else f"in {amount}"
+
+
+# --- pushgate source: event sources (signed endpoints that LaunchDarkly posts to) ----------
+
+source_app = typer.Typer(
+    help="Manage event sources: signed endpoints LaunchDarkly's webhooks post to.",
+    no_args_is_help=True,
+)
+app.add_typer(source_app, name="source")
+# `--secret -` reads the secret from standard input (it stays out of the shell's history).
+FROM_STDIN = "-"
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = await Store.open(settings)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _run_or_exit(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; a refused request is printed and exits 2."""
+    try:
+        return asyncio.run(work)
+    except RequestError as error:
+        err.print(f"[red]{escape(error.message)}[/red]")
+        raise typer.Exit(2) from None
+
+
+@source_app.command("create")
+def source_create(
+    name: Annotated[str, typer.Option(help="Who posts here, e.g. “LaunchDarkly production”.")],
+    kind: Annotated[SourceKind, typer.Option(help="How the sender signs.")],
+    secret: Annotated[
+        str | None,
+        typer.Option(help="The signing secret; `-` reads it from stdin. Omit: one is generated."),
+    ] = None,
+) -> None:
+    """Create a source and print its id, ingest URL and secret (the secret is not shown again).
+
+    The URL starts with PUSHGATE_PUBLIC_URL; without it only the path is printed.
+    """
+    settings = _settings()
+    if secret == FROM_STDIN:
+        secret = sys.stdin.readline().strip()
+    body = {"name": name, "kind": kind.value, "secret": secret}
+    box = load_secret_box(settings)
+    row, value = _run_or_exit(
+        _with_store(settings, lambda store: sources.create(store, box, body, now=system_clock()))
+    )
+    view = sources.source_json(row, base_url=settings.public_url or "", secret=value)
+    shown = {"id": row.id, "kind": row.kind.value, "ingest URL": view["ingestUrl"], "secret": value}
+    for label, text in shown.items():
+        typer.echo(f"{label:<11} {text}")
+    err.print("The secret is shown this once; give it to the sender (docs/sources.md).")
+    if settings.public_url is None:
+        err.print("Set PUSHGATE_PUBLIC_URL to have the whole ingest URL printed.")
+
+
+@source_app.command("list")
+def source_list() -> None:
+    """Show every source: name and id, kind, ingest URL, events received and the last one."""
+    settings = _settings()
+    rows = _run_or_exit(_with_store(settings, lambda store: store.sources.all()))
+    now = system_clock()
+    table = Table("source", "kind", "ingest URL", "received", show_lines=True)
+    for row in rows:
+        view = sources.source_json(row, base_url=settings.public_url or "")
+        last = _ago(row.last_event_at, now)
+        if row.last_event_id:
+            last += f"\n[dim]{escape(row.last_event_id)}[/dim]"
+        table.add_row(
+            f"{escape(row.name)}\n[dim]{row.id}[/dim]",
+            row.kind.value,
+            view["ingestUrl"],
+            f"{row.events_received}\n{last}",
+        )
+    Console().print(table)
+
+
+@source_app.command("delete")
+def source_delete(
+    source_id: Annotated[str, typer.Argument(help="the source's _id")],
+) -> None:
+    """Delete a source: its URL stops taking events (what it brought in stays)."""
+    settings = _settings()
+    _run_or_exit(_with_store(settings, lambda store: store.sources.delete(source_id)))
+    err.print(f"Deleted source {source_id}.")

@@ -3,6 +3,7 @@
 DeliveryState   where a delivery is in its life
 Role            what an access token may do
 HealthState     how a configuration's deliveries are going (`_health.state`)
+SourceKind      how an event source's senders sign what they post
 """
 
 from __future__ import annotations
@@ -44,3 +45,10 @@ class HealthState(enum.StrEnum):
     FAILING = "failing"  # recent attempts failed; the breaker is still closed
     PAUSED = "paused"  # the breaker is open, or the receiver asked to wait
     OFF = "off"  # turned off, by a user or by the receiver (410 Gone)
+
+
+class SourceKind(enum.StrEnum):
+    """How the sender of an event source signs its requests (`sources.py` verifies them)."""
+
+    LAUNCHDARKLY_WEBHOOK = "launchdarkly-webhook"  # X-LD-Signature: hex HMAC-SHA256 of the body
+    STANDARD_WEBHOOKS = "standard-webhooks"  # webhook-id, -timestamp, -signature (v1)

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -231,12 +232,30 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL that makes relative links in events absolute (your LD site).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The URL senders reach pushgate at (e.g. https://pushgate.example.com), for the "
+            "ingest URLs of event sources. Unset: the API uses the address the request came "
+            "to; the CLI shows the path only."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Address `pushgate serve` listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `pushgate serve` listens on.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     shutdown_grace: float = Field(
         default=10.0, ge=0, description="Seconds in-flight deliveries may finish on shutdown."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("must be an absolute http:// or https:// URL without a query")
+        return value.rstrip("/")
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """Validate connection: send the test event through the real adapter and transport, now.
 
-It reports what happened and changes no status counter.
+It reports what happened (on success too: the status code and the body the tool answered,
+masked like every answer) and changes no status counter.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def validate(
     """Send the integration's test event once, synchronously, and report the outcome."""
     started = time.perf_counter()
     try:
-        failure = await engine.attempt(integration, config, validation_entry(clock()))
+        attempted = await engine.try_once(integration, config, validation_entry(clock()))
     except DeliverySkipped as skip:
         return ValidationReport(
             ok=False,
@@ -61,8 +62,14 @@ async def validate(
             hint=SKIPPED_HINT,
         )
     duration_ms = round((time.perf_counter() - started) * 1000)
+    failure, response = attempted.failure, attempted.response
     if failure is None:
-        return ValidationReport(ok=True, duration_ms=duration_ms)
+        return ValidationReport(
+            ok=True,
+            duration_ms=duration_ms,
+            status_code=response.status if response is not None else None,
+            response_body=response.text() if response is not None else None,
+        )
     return ValidationReport(
         ok=False,
         duration_ms=duration_ms,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from pushgate.api import configurations, docs, events, manifests, system, tokens
+from pushgate.api import configurations, docs, events, manifests, openapi, sources, system, tokens
 from pushgate.api.failures import FailureMiddleware
 from pushgate.errors import RateLimited, RequestError
 
@@ -36,10 +39,51 @@ async def _request_error(_request: Request, error: Exception) -> JSONResponse:
     return response
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+TAGS = [
+    {
+        "name": configurations.TAG,
+        "description": "Configurations, as LaunchDarkly's API has them: same paths, bodies, "
+        "status codes and errors.",
+    },
+    {"name": "Events", "description": "Change events in, with an access token."},
+    {
+        "name": "Sources",
+        "description": "Signed endpoints that LaunchDarkly's webhooks (or any Standard Webhooks "
+        "sender) post events to, without an access token (admin).",
+    },
+    {"name": "Catalog", "description": "The integrations and their forms."},
+    {"name": "Access tokens", "description": "Who may call the API (admin)."},
+    {"name": "Operations", "description": "Liveness, readiness and metrics; no token."},
+]
+
+
+# The methods a 405's `Allow` may name: pushgate's routes use no others.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's 405 names only the methods of
+    the first route whose path matched, and pushgate has a route per method: so each method is
+    tried against every route."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _CODES.get(error.status_code, "error")
-    return error_response(error.status_code, code, str(error.detail))
+    response = error_response(error.status_code, code, str(error.detail))
+    if error.headers:
+        response.headers.update(error.headers)
+    if error.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+    return response
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
@@ -59,5 +103,9 @@ def install(app: FastAPI) -> None:
     # Anything else that raises: 503 when the database is away, else 500 (failures.py).
     app.add_middleware(FailureMiddleware)
     app.router.routes.append(events.intake)  # before the routers below: see events.py
-    for module in (configurations, events, manifests, tokens, system, docs):
+    for module in (configurations, events, sources, manifests, tokens, system, docs):
         app.include_router(module.router)
+    app.include_router(sources.ingest_router)
+    app.openapi_tags = TAGS
+    # FastAPI's documented way to shape the document (a method replaced on the instance).
+    app.openapi = functools.partial(openapi.document, app)  # type: ignore[method-assign]

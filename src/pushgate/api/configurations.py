@@ -1,27 +1,54 @@
-"""`/api/v2/integrations/{integrationKey}[/{id}]`: LaunchDarkly's audit log subscriptions API."""
+"""`/api/v2/integrations/{integrationKey}[/{id}]`: LaunchDarkly's audit log subscriptions API.
+
+Paths, parameter names and operation ids are LaunchDarkly's (`getSubscriptions`, ...), so a
+client generated from either description calls pushgate the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from pushgate import configurations
+from pushgate.api import shapes
 from pushgate.api.deps import Reader, RuntimeDep, Writer, json_body
+from pushgate.api.openapi import AUTHENTICATED, answers, request_body
 from pushgate.configurations import configuration_json, error_json, open_config
 from pushgate.limits import MAX_ROW_ID
 from pushgate.replay import parse_window, replay
 from pushgate.validation import validate
 
-router = APIRouter(prefix="/api/v2/integrations")
+TAG = "Integration audit log subscriptions"
+router = APIRouter(prefix="/api/v2/integrations", tags=[TAG])
 
 # Error-log page size bounds.
 MAX_PAGE = 100
+# What every call here may answer: reader calls, plus an unknown key or id; writer calls add 403.
+READ = AUTHENTICATED | {404}
+WRITE = READ | {403}
+IntegrationKey = Annotated[
+    str, Path(alias="integrationKey", description="The integration key, e.g. `datadog`")
+]
+ConfigurationId = Annotated[str, Path(alias="id", description="The configuration's `_id`")]
+_WEBHOOK_CONFIG = {"url": "https://example.com/hooks/pushgate"}
+_VALIDATION_BODY = request_body(
+    shapes.ValidationPost,
+    description="The config to send the test event with (for `webhook`, as here)",
+    example={"config": _WEBHOOK_CONFIG},
+)
 
 
-@router.get("/{integration_key}", dependencies=[Reader])
-async def list_configurations(integration_key: str, rt: RuntimeDep) -> dict[str, Any]:
+@router.get(
+    "/{integrationKey}",
+    dependencies=[Reader],
+    operation_id="getSubscriptions",
+    summary="List the configurations of an integration",
+    response_model=None,
+    responses=answers(200, shapes.Integrations, "The configurations, with status", errors=READ),
+)
+async def list_configurations(integration_key: IntegrationKey, rt: RuntimeDep) -> dict[str, Any]:
     """Every configuration of one integration, with `_status`."""
     rt.catalog.get(integration_key)
     rows = await rt.store.configurations.all(integration_key)
@@ -34,9 +61,30 @@ async def list_configurations(integration_key: str, rt: RuntimeDep) -> dict[str,
     }
 
 
-@router.post("/{integration_key}", dependencies=[Writer], status_code=201)
+@router.post(
+    "/{integrationKey}",
+    dependencies=[Writer],
+    status_code=201,
+    operation_id="createSubscription",
+    summary="Create a configuration",
+    response_model=None,
+    responses=answers(201, shapes.Integration, "The new configuration", errors=WRITE | {400, 413}),
+    openapi_extra=request_body(
+        shapes.SubscriptionPost,
+        description="LaunchDarkly's `SubscriptionPost`; `config` holds the integration's fields",
+        example={
+            "name": "Production flag changes",
+            "config": _WEBHOOK_CONFIG,
+            "on": True,
+            "tags": ["ops"],
+            "statements": [
+                {"effect": "allow", "resources": ["proj/*:env/production:flag/*"], "actions": ["*"]}
+            ],
+        },
+    ),
+)
 async def create_configuration(
-    integration_key: str, request: Request, rt: RuntimeDep
+    integration_key: IntegrationKey, request: Request, rt: RuntimeDep
 ) -> JSONResponse:
     """Create a configuration from a LaunchDarkly `SubscriptionPost` body."""
     rt.catalog.get(integration_key)
@@ -46,9 +94,19 @@ async def create_configuration(
     return JSONResponse(configuration_json(rt.services, row), status_code=201)
 
 
-@router.post("/{integration_key}/validate", dependencies=[Writer])
+@router.post(
+    "/{integrationKey}/validate",
+    dependencies=[Writer],
+    operation_id="validateConfig",
+    summary="Send the test event with a config that is not saved",
+    response_model=None,
+    responses=answers(
+        200, shapes.ValidationReport, "What the test event came to", errors=WRITE | {400, 413}
+    ),
+    openapi_extra=_VALIDATION_BODY,
+)
 async def validate_unsaved(
-    integration_key: str, request: Request, rt: RuntimeDep
+    integration_key: IntegrationKey, request: Request, rt: RuntimeDep
 ) -> dict[str, Any]:
     """Send the test event with a config that is not saved: body `{"config": {...}}`."""
     integration = rt.catalog.get(integration_key)
@@ -59,9 +117,16 @@ async def validate_unsaved(
     return report.to_json()
 
 
-@router.get("/{integration_key}/{configuration_id}", dependencies=[Reader])
+@router.get(
+    "/{integrationKey}/{id}",
+    dependencies=[Reader],
+    operation_id="getSubscriptionByID",
+    summary="Get a configuration",
+    response_model=None,
+    responses=answers(200, shapes.Integration, "The configuration, with status", errors=READ),
+)
 async def get_configuration(
-    integration_key: str, configuration_id: str, rt: RuntimeDep
+    integration_key: IntegrationKey, configuration_id: ConfigurationId, rt: RuntimeDep
 ) -> dict[str, Any]:
     """One configuration with `_status`."""
     rt.catalog.get(integration_key)
@@ -69,9 +134,27 @@ async def get_configuration(
     return configuration_json(rt.services, row)
 
 
-@router.patch("/{integration_key}/{configuration_id}", dependencies=[Writer])
+@router.patch(
+    "/{integrationKey}/{id}",
+    dependencies=[Writer],
+    operation_id="updateSubscription",
+    summary="Change a configuration with a JSON Patch",
+    response_model=None,
+    responses=answers(
+        200, shapes.Integration, "The changed configuration", errors=WRITE | {400, 409, 413}
+    ),
+    openapi_extra=request_body(
+        shapes.PatchOperation,
+        array=True,
+        description="RFC 6902 operations on `/name`, `/on`, `/tags`, `/config`, `/statements`",
+        example=[{"op": "replace", "path": "/on", "value": False}],
+    ),
+)
 async def patch_configuration(
-    integration_key: str, configuration_id: str, request: Request, rt: RuntimeDep
+    integration_key: IntegrationKey,
+    configuration_id: ConfigurationId,
+    request: Request,
+    rt: RuntimeDep,
 ) -> dict[str, Any]:
     """Apply a JSON Patch (RFC 6902)."""
     rt.catalog.get(integration_key)
@@ -81,9 +164,17 @@ async def patch_configuration(
     return configuration_json(rt.services, row)
 
 
-@router.delete("/{integration_key}/{configuration_id}", dependencies=[Writer], status_code=204)
+@router.delete(
+    "/{integrationKey}/{id}",
+    dependencies=[Writer],
+    status_code=204,
+    operation_id="deleteSubscription",
+    summary="Delete a configuration",
+    response_model=None,
+    responses=answers(204, None, "Deleted, with its pending deliveries", errors=WRITE),
+)
 async def delete_configuration(
-    integration_key: str, configuration_id: str, rt: RuntimeDep
+    integration_key: IntegrationKey, configuration_id: ConfigurationId, rt: RuntimeDep
 ) -> Response:
     """Delete a configuration, its pending deliveries, status and error log."""
     rt.catalog.get(integration_key)
@@ -91,9 +182,29 @@ async def delete_configuration(
     return Response(status_code=204)
 
 
-@router.post("/{integration_key}/{configuration_id}/validate", dependencies=[Writer])
+@router.post(
+    "/{integrationKey}/{id}/validate",
+    dependencies=[Writer],
+    operation_id="validateSubscription",
+    summary="Send the test event to a configuration",
+    response_model=None,
+    responses=answers(
+        200, shapes.ValidationReport, "What the test event came to", errors=WRITE | {400, 413}
+    ),
+    openapi_extra={
+        **_VALIDATION_BODY,
+        "requestBody": {
+            **_VALIDATION_BODY["requestBody"],
+            "required": False,
+            "description": "Optional: unsaved edits; masked secrets keep their saved values",
+        },
+    },
+)
 async def validate_saved(
-    integration_key: str, configuration_id: str, request: Request, rt: RuntimeDep
+    integration_key: IntegrationKey,
+    configuration_id: ConfigurationId,
+    request: Request,
+    rt: RuntimeDep,
 ) -> dict[str, Any]:
     """Send the test event with the saved config, or with an optional `{"config": {...}}`
     whose masked secrets keep their saved values. Changes no status counter."""
@@ -113,9 +224,26 @@ async def validate_saved(
     return report.to_json()
 
 
-@router.post("/{integration_key}/{configuration_id}/replay", dependencies=[Writer], status_code=202)
+@router.post(
+    "/{integrationKey}/{id}/replay",
+    dependencies=[Writer],
+    status_code=202,
+    operation_id="replaySubscription",
+    summary="Queue a configuration's failed deliveries again",
+    response_model=None,
+    responses=answers(202, shapes.ReplayResult, "Queued", errors=WRITE | {400, 413}),
+    openapi_extra=request_body(
+        shapes.ReplayPost,
+        required=False,
+        description="Optional: a window of event time, or a dry run",
+        example={"dryRun": True},
+    ),
+)
 async def replay_failed(
-    integration_key: str, configuration_id: str, request: Request, rt: RuntimeDep
+    integration_key: IntegrationKey,
+    configuration_id: ConfigurationId,
+    request: Request,
+    rt: RuntimeDep,
 ) -> JSONResponse:
     """Queue the configuration's failed deliveries again: optional body `{"since", "until",
     "dryRun"}` (event time, Unix ms). Answers `{"matched", "queued"}`."""
@@ -127,10 +255,17 @@ async def replay_failed(
     return JSONResponse({"matched": result.matched, "queued": result.queued}, status_code=202)
 
 
-@router.get("/{integration_key}/{configuration_id}/errors", dependencies=[Reader])
+@router.get(
+    "/{integrationKey}/{id}/errors",
+    dependencies=[Reader],
+    operation_id="getSubscriptionErrors",
+    summary="Read a configuration's error log",
+    response_model=None,
+    responses=answers(200, shapes.ErrorLog, "A page of the error log", errors=READ | {400}),
+)
 async def error_log(
-    integration_key: str,
-    configuration_id: str,
+    integration_key: IntegrationKey,
+    configuration_id: ConfigurationId,
     rt: RuntimeDep,
     limit: int = Query(20, ge=1, le=MAX_PAGE),
     before: int | None = Query(

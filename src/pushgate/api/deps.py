@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from pushgate.domain import Role
 from pushgate.errors import Forbidden, InvalidRequest, Unauthorized
@@ -20,6 +21,15 @@ async def runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+# The `ApiKey` security scheme of the OpenAPI document (LaunchDarkly's name for it, so generated
+# clients take the token the same way). It only describes: `authenticate` reads the header.
+API_KEY = APIKeyHeader(
+    name="Authorization",
+    scheme_name="ApiKey",
+    description="An access token (`pushgate token create`); `Bearer <token>` is accepted too.",
+    auto_error=False,
+)
 
 
 async def json_body(request: Request) -> Any:
@@ -61,7 +71,9 @@ async def authorize(request: Request, rt: Runtime, role: Role) -> Role:
 def require(role: Role) -> Any:
     """A dependency that lets through tokens with at least `role`."""
 
-    async def check(request: Request, rt: RuntimeDep) -> Role:
+    async def check(
+        request: Request, rt: RuntimeDep, _described: Annotated[str | None, Security(API_KEY)]
+    ) -> Role:
         return await authorize(request, rt, role)
 
     return Depends(check)

@@ -1,58 +1,86 @@
-"""`/api/docs`: the interactive API documentation (Swagger UI), with a strict policy.
+"""`/api/docs`: the interactive API documentation (Swagger UI), offline, under a strict policy.
 
-The page loads Swagger UI's script and stylesheet from a CDN (moving them into the package is a
-later change) and starts it with one inline script. Its Content-Security-Policy allows exactly
-that: those two URLs, the inline script by its SHA-256 digest (no other inline script runs),
-requests back to this origin only (the OpenAPI document and "Try it out"), no plugins, no
-framing, no base URL or form target elsewhere.
+Swagger UI's script and stylesheet come from the installed `fastapi-offline` package (a PyPI
+package that ships Swagger UI's release files; nothing is copied into this repository and
+nothing is fetched from a CDN), served here under `/api/docs/`. The page starts Swagger UI with
+one small script of pushgate's own (`web/static/api-docs.js`), so it has no inline script at
+all. Its Content-Security-Policy allows exactly what it loads: scripts and the stylesheet from
+this origin, Swagger UI's `data:` images, requests to this origin only (the OpenAPI document
+and "Try it out"), no plugins, no framing, no base URL or form target elsewhere.
+
+`/api/redoc` is not served: Swagger UI reads the same document, and ReDoc would need inline
+styles and `blob:` workers that this policy refuses.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import re
+import importlib.resources
+from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
+from pushgate.errors import NotFound
 from pushgate.web.templating import PAGE_HEADERS
 
 router = APIRouter(include_in_schema=False)
 
 OPENAPI_URL = "/api/openapi.json"
-SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
+DOCS_URL = "/api/docs"
+# The files of the Swagger UI release that the page uses, by the name it asks for them.
+ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+STARTER = "/static/api-docs.js"
 FAVICON = "/static/favicon.svg"
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'none'"
+)
+# The assets change only with the package: browsers may keep them for a day.
+ASSET_CACHE = "public, max-age=86400"
+PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pushgate API</title>
+<link rel="icon" href="{FAVICON}">
+<link rel="stylesheet" href="{DOCS_URL}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{OPENAPI_URL}"></div>
+<script src="{DOCS_URL}/swagger-ui-bundle.js"></script>
+<script src="{STARTER}"></script>
+</body>
+</html>
+"""
 
 
 @functools.cache
+def assets_dir() -> Path:
+    """Where the installed package keeps Swagger UI's release files."""
+    return Path(str(importlib.resources.files("fastapi_offline") / "static"))
+
+
 def docs_page() -> tuple[bytes, dict[str, str]]:
-    """The page and its headers, built once: the policy names the digest of its inline script."""
-    body = get_swagger_ui_html(
-        openapi_url=OPENAPI_URL,
-        title="pushgate API",
-        swagger_js_url=SWAGGER_JS,
-        swagger_css_url=SWAGGER_CSS,
-        swagger_favicon_url=FAVICON,
-    ).body
-    digests = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-        for script in _INLINE_SCRIPT.findall(bytes(body).decode())
-    )
-    policy = (
-        f"default-src 'none'; script-src {SWAGGER_JS} {digests}; style-src {SWAGGER_CSS}; "
-        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'none'"
-    )
-    return bytes(body), {**PAGE_HEADERS, "Content-Security-Policy": policy}
+    """The page and its headers: the policy, and the UI's other page headers."""
+    return PAGE.encode(), {**PAGE_HEADERS, "Content-Security-Policy": POLICY}
 
 
-@router.get("/api/docs")
+@router.get(DOCS_URL)
 async def api_docs() -> HTMLResponse:
     """Swagger UI over pushgate's OpenAPI document."""
     body, headers = docs_page()
     return HTMLResponse(body, headers=headers)
+
+
+@router.get(DOCS_URL + "/{name}")
+async def api_docs_asset(name: str) -> FileResponse:
+    """One of Swagger UI's files (only those the page uses)."""
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise NotFound(f"no documentation asset {name!r}")
+    return FileResponse(
+        assets_dir() / name, media_type=media_type, headers={"Cache-Control": ASSET_CACHE}
+    )

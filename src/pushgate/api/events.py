@@ -1,6 +1,6 @@
 """`POST /api/v2/events`: accept one audit-log entry or a batch; 202 once committed.
 
-The route producers hit most, once per change: it is served by a lean ASGI endpoint
+The route producers hit most, once per change: it is served by a lean Starlette route
 (`intake`), placed before FastAPI's routes, that skips FastAPI's dependency machinery (in a
 profile of single-event POSTs it cost more than the rest of the request). The FastAPI route
 below describes the same operation in the OpenAPI document and does the same, through the
@@ -13,13 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
+from pushgate.api import shapes
 from pushgate.api.deps import RuntimeDep, Writer, authorize, json_body
+from pushgate.api.openapi import AUTHENTICATED, answers
 from pushgate.domain import Role
 from pushgate.metrics import EVENTS
 from pushgate.runtime import Runtime
 
 PATH = "/api/v2/events"
-router = APIRouter()
+router = APIRouter(tags=["Events"])
 
 
 async def accept(request: Request, rt: Runtime) -> JSONResponse:
@@ -36,7 +38,22 @@ async def accept(request: Request, rt: Runtime) -> JSONResponse:
     )
 
 
-@router.post(PATH, dependencies=[Writer], status_code=202)
+# Described here; the body is read and checked by `accept` itself, as everywhere.
+@router.post(
+    PATH,
+    dependencies=[Writer],
+    status_code=202,
+    operation_id="postEvents",
+    summary="Send change events",
+    response_model=None,
+    responses=answers(
+        202,
+        shapes.EventsAccepted,
+        "Committed with their deliveries; an `_id` seen before changes nothing",
+        errors=AUTHENTICATED | {400, 403, 413},
+    ),
+    openapi_extra=shapes.EVENTS_BODY,
+)
 async def post_events(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Commit the events and their deliveries, then answer. Idempotent on each entry's `_id`."""
     return await accept(request, rt)

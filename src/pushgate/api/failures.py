@@ -82,8 +82,12 @@ class FailureMiddleware:
         runtime.outage.succeeded()
 
 
+# Paths whose callers are programs: they get the API's JSON error, not a page.
+JSON_PATHS = ("/api/", "/ingest/")
+
+
 async def _answer(scope: Scope, send: Send, *, unavailable: bool) -> None:
-    api = scope["path"].startswith("/api/")
+    api = scope["path"].startswith(JSON_PATHS)
     status = 503 if unavailable else 500
     if api:
         code, message = (

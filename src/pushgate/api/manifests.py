@@ -6,12 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from pushgate.api import shapes
 from pushgate.api.deps import Reader, RuntimeDep
+from pushgate.api.openapi import AUTHENTICATED, answers
 
-router = APIRouter(prefix="/api/v2")
+router = APIRouter(prefix="/api/v2", tags=["Catalog"])
 
 
-@router.get("/integration-manifests", dependencies=[Reader])
+@router.get(
+    "/integration-manifests",
+    dependencies=[Reader],
+    operation_id="getIntegrationManifests",
+    summary="List the integrations this install knows",
+    response_model=None,
+    responses=answers(200, shapes.Manifests, "The catalog", errors=AUTHENTICATED),
+)
 async def manifests(rt: RuntimeDep) -> dict[str, Any]:
     """Every integration: key, name, description, form fields and default policy."""
     return {

@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -40,6 +41,15 @@ log = structlog.get_logger("pushgate.delivery")
 UNAUTHORIZED = 401
 # Contexts kept for events sent recently (a claim holds a few hundred deliveries at most).
 RECENT_CONTEXTS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What one attempt came to: the receiver's answer (masked) when there was one, and the
+    failure when it did not succeed."""
+
+    response: InboundResponse | None
+    failure: DeliveryError | None
 
 
 class Engine:
@@ -82,9 +92,21 @@ class Engine:
         `secrets` are the config's secret values, when the caller has them already.
         Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
+        return (await self.try_once(integration, config, payload, secrets=secrets)).failure
+
+    async def try_once(
+        self,
+        integration: Integration[Any],
+        config: IntegrationConfig,
+        payload: Mapping[str, Any],
+        *,
+        secrets: tuple[str, ...] | None = None,
+    ) -> Attempted:
+        """`attempt`, with the receiver's answer too (validation reports it on success)."""
         if secrets is None:
             secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
+        response: InboundResponse | None = None
         try:
             context = self.context(payload)
             request = integration.build_request(context, config, self.endpoints)
@@ -96,7 +118,7 @@ class Engine:
                 response = await self._send(request, extra, secrets)
             integration.classify(response)
         except DeliveryError as error:
-            return _redacted(error, _redactor(secrets, extra))
+            return Attempted(response, _redacted(error, _redactor(secrets, extra)))
         except DeliverySkipped:
             raise
         except Exception as error:
@@ -109,8 +131,8 @@ class Engine:
                 traceback=mask.mask("".join(traceback.format_exception(error))),
             )
             failure = PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
-            return _redacted(failure, mask)
-        return None
+            return Attempted(response, _redacted(failure, mask))
+        return Attempted(response, None)
 
     async def _send(
         self, request: OutboundRequest, extra: Mapping[str, str], secrets: tuple[str, ...]

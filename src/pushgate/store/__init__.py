@@ -1,8 +1,9 @@
 """Persistence: the only package that imports SQLAlchemy or speaks SQL.
 
 `Store` bundles the domain-verb stores over one engine: configurations (with status and error
-log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), tokens and web
-sessions. On PostgreSQL it also owns the listener connection that wakes workers (`listener.py`).
+log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), tokens, web
+sessions and event sources. On PostgreSQL it also owns the listener connection that wakes
+workers (`listener.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pushgate.store.deliveries import (
 )
 from pushgate.store.listener import Listener, channel_name
 from pushgate.store.sessions import SessionStore
+from pushgate.store.sources import SourceRow, SourceStore
 from pushgate.store.status import ErrorEntry, Health, Status
 from pushgate.store.tables import STATUS_SHARDS
 from pushgate.store.tokens import TokenRow, TokenStore
@@ -49,6 +51,7 @@ __all__ = [
     "NewEvent",
     "Recorded",
     "Result",
+    "SourceRow",
     "Status",
     "Store",
     "TokenRow",
@@ -85,6 +88,7 @@ class Store:
         )
         self.tokens = TokenStore(engine)
         self.sessions = SessionStore(engine)
+        self.sources = SourceStore(engine)
 
     @classmethod
     async def open(cls, settings: Settings, *, status_shard: int = 0) -> Store:

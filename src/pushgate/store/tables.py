@@ -182,3 +182,18 @@ web_sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),  # pruning expired rows
 )
+
+# Event sources (sources.py): signed endpoints senders post events to. `secret` is sealed like
+# configuration secrets; the counters are what the Sources page shows.
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("events_received", BigInteger, nullable=False),  # new events, repeats not counted
+    Column("last_event_at", BigInteger, nullable=True),  # the last signed request ingested
+    Column("last_event_id", String(64), nullable=True),
+)

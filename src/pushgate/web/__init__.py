@@ -7,6 +7,7 @@
     /settings/integrations/{key}/{id}/edit           the Edit configuration panel
     /settings/integrations/{key}[/{id}]/validate     Validate Connection (from the page's script)
     /settings/integrations/{key}/{id}/errors         a configuration's error log
+    /settings/sources                                event sources (admin tokens)
     /static/…                                        one stylesheet, one script
 
 Sessions and CSRF: `session.py`. Templates: `templates/`. docs/ui.md describes the pages.

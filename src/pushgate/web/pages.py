@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from pushgate import sources
 from pushgate.api.deps import RuntimeDep, client_address
+from pushgate.api.sources import base_url
 from pushgate.configurations import health_of
 from pushgate.domain import HealthState
-from pushgate.errors import RateLimited
+from pushgate.errors import Forbidden, RateLimited
 from pushgate.integrations.base import Integration
 from pushgate.limits import MAX_ROW_ID
 from pushgate.replay import ReplayWindow, replay
@@ -35,6 +37,7 @@ from pushgate.web.templating import renderer
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 INTEGRATIONS = "/settings/integrations"
+SOURCES = "/settings/sources"
 # Error-log entries per page; the store keeps PUSHGATE_ERROR_LOG_SIZE (100 by default).
 ERRORS_PER_PAGE = 25
 
@@ -140,8 +143,24 @@ async def settings(request: Request, session: SessionDep, rt: RuntimeDep) -> Res
         "integration_count": len({row.integration_key for row in rows}),
         "catalog_count": len(list(rt.catalog)),
         "token_count": len(await rt.store.tokens.all()),
+        "source_count": len(await rt.store.sources.all()) if session.is_admin else None,
     }
     return renderer().page(request, "settings.html", context)
+
+
+@router.get(SOURCES)
+async def sources_page(request: Request, session: SessionDep, rt: RuntimeDep) -> Response:
+    """Event sources (admin tokens only, as in the API): where each takes events, how many it
+    brought in, and its last one."""
+    if not session.is_admin:
+        raise Forbidden(
+            f"Event sources are for admin tokens; yours is a {session.identity.role.value} token."
+        )
+    base = base_url(request, rt)
+    rows = await rt.store.sources.all()
+    views = [sources.source_json(row, base_url=base) for row in rows]
+    context = {"session": session, "sources": list(zip(rows, views, strict=True))}
+    return renderer().page(request, "sources.html", context)
 
 
 async def integrations_page(

@@ -104,6 +104,11 @@ class Session:
         """Whether this session may change configurations (writer and admin tokens)."""
         return self.identity.role is not Role.READER
 
+    @property
+    def is_admin(self) -> bool:
+        """Whether this session may see tokens and event sources (admin tokens)."""
+        return self.identity.role is Role.ADMIN
+
 
 def signer(request: Request) -> Signer:
     """The signer of this app, built once from the runtime's settings."""
