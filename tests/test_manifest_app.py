@@ -252,6 +252,7 @@ async def test_the_cli_validates_a_manifest_configuration(
         "validate",
         "changeboard",
         created["_id"],
+        "--json",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

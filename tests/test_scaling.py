@@ -48,7 +48,7 @@ class Pushgate:
     log: Path
 
     def events(self) -> list[dict[str, Any]]:
-        """The structured log lines so far (uvicorn's own lines are not JSON and are skipped)."""
+        """The structured log lines so far (every line is one, uvicorn's included)."""
         found = []
         for line in self.log.read_text().splitlines():
             try:
@@ -99,7 +99,7 @@ async def launch(database: Database, tmp_path: Path) -> AsyncIterator[Launch]:
     """Starts `pushgate <args>` on this test's database; settings as keyword arguments."""
     started: list[Pushgate] = []
 
-    async def launch_(name: str, *args: str, **settings: str) -> Pushgate:
+    async def launch_(name: str, *args: str, **settings: str | None) -> Pushgate:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
@@ -108,8 +108,11 @@ async def launch(database: Database, tmp_path: Path) -> AsyncIterator[Launch]:
             "PUSHGATE_ADMIN_TOKEN": ADMIN_TOKEN,
             "PUSHGATE_OUTBOUND_ALLOW": "127.0.0.0/8",
             "PUSHGATE_LOG_LEVEL": "info",
-            **{f"PUSHGATE_{key.upper()}": value for key, value in settings.items()},
+            **{f"PUSHGATE_{key.upper()}": value or "" for key, value in settings.items()},
         }
+        for key, value in settings.items():  # None: the variable is not set at all
+            if value is None:
+                del env[f"PUSHGATE_{key.upper()}"]
         log = tmp_path / f"{name}.log"
         with _log_file(log) as out:
             process = await asyncio.create_subprocess_exec(
@@ -145,8 +148,8 @@ class Api:
         return status
 
 
-async def _until_ready(session: aiohttp.ClientSession, url: str, node: Pushgate) -> None:
-    """Return once `url` answers /readyz with 200; fail if the process exits first."""
+async def ready(node: Pushgate, url: str, session: aiohttp.ClientSession) -> None:
+    """Return once the process at `url` answers /readyz with 200 (fail if it exits)."""
     async with asyncio.timeout(60):
         while True:
             try:
@@ -166,7 +169,7 @@ async def api(launch: Launch) -> AsyncIterator[Api]:
     node = await launch("api", "serve", "--no-worker", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
-        await _until_ready(session, url, node)
+        await ready(node, url, session)
         yield Api(url, session)
     assert await node.terminate() == 0
 
@@ -362,7 +365,7 @@ async def serve_ready(launch: Launch, name: str) -> tuple[Pushgate, Api, aiohttp
     node = await launch(name, "serve", "--port", str(port))
     session = aiohttp.ClientSession()
     url = f"http://127.0.0.1:{port}"
-    await _until_ready(session, url, node)
+    await ready(node, url, session)
     return node, Api(url, session), session
 
 
@@ -446,7 +449,7 @@ async def test_kill_9_during_a_stream_of_posts_loses_no_event_that_was_answered_
     answered: list[str] = []
     enough = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        await _until_ready(session, url, node)
+        await ready(node, url, session)
 
         async def post_until_refused(client: int) -> None:
             for number in range(100_000):

@@ -1,0 +1,4 @@
+"""pushgate: change events in, deliveries to observability and chat tools out."""
+
+# The one place the version is written (pyproject.toml reads it from here).
+__version__ = "0.1.0"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+import pushgate
 import pushgate.web
 from pushgate import api
 from pushgate.clock import Clock, system_clock
-from pushgate.middleware import BodyLimit, PageHeaders
+from pushgate.middleware import BodyLimit, PageHeaders, RequestMetrics
 from pushgate.runtime import ensure_admin_token, running
 from pushgate.settings import Settings
 
@@ -29,7 +30,7 @@ def create_app(
 
     app = FastAPI(
         title="pushgate",
-        version="0.1.0",
+        version=pushgate.__version__,
         lifespan=lifespan,
         docs_url=None,  # api/docs.py serves it, with a Content-Security-Policy
         redoc_url=None,
@@ -40,4 +41,5 @@ def create_app(
     pushgate.web.install(app)
     app.add_middleware(PageHeaders)
     app.add_middleware(BodyLimit, limit=settings.request_size_limit)
+    app.add_middleware(RequestMetrics, access_log=settings.access_log)
     return app

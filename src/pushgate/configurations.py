@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import jsonpatch
 import structlog
 
+from pushgate.breaker import Breaker
 from pushgate.domain import TURNED_OFF, HealthState
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations import Catalog
@@ -266,20 +267,30 @@ class HealthView:
     resumes_at: int | None = None
 
 
+def health_state(on: bool, breaker: Breaker) -> HealthState:
+    """The health state of a configuration that is `on` (or not) with this breaker."""
+    if not on:
+        return HealthState.OFF
+    if breaker.paused_until is not None:
+        return HealthState.PAUSED
+    if breaker.failures:
+        return HealthState.FAILING
+    return HealthState.HEALTHY
+
+
 def health_of(row: ConfigurationRow) -> HealthView:
-    """The health state a configuration is in, from its `on` flag and its breaker."""
+    """The health a configuration is in, from its `on` flag and its breaker."""
     breaker, pending = row.health.breaker, row.health.pending
-    if not row.on:
+    state = health_state(row.on, breaker)
+    if state is HealthState.OFF:
         reason = breaker.reason if breaker.off or breaker.reason else TURNED_OFF
         since = breaker.since if breaker.off or breaker.reason else None
-        return HealthView(HealthState.OFF, pending, reason, since)
-    if breaker.paused_until is not None:
-        return HealthView(
-            HealthState.PAUSED, pending, breaker.reason, breaker.since, breaker.paused_until
-        )
-    if breaker.failures:
-        return HealthView(HealthState.FAILING, pending, breaker.reason, breaker.since)
-    return HealthView(HealthState.HEALTHY, pending, since=breaker.since)
+        return HealthView(state, pending, reason, since)
+    if state is HealthState.PAUSED:
+        return HealthView(state, pending, breaker.reason, breaker.since, breaker.paused_until)
+    if state is HealthState.FAILING:
+        return HealthView(state, pending, breaker.reason, breaker.since)
+    return HealthView(state, pending, since=breaker.since)
 
 
 def health_json(row: ConfigurationRow) -> dict[str, Any]:

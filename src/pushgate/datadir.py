@@ -14,6 +14,16 @@ from pathlib import Path
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+# The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class NotSqlite(ValueError):
+    """The database path names a file that is not an SQLite database (left untouched)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} is not an SQLite database")
+        self.path = path
 
 
 def make_data_dir(path: Path) -> None:
@@ -39,7 +49,14 @@ def write_private(path: Path, text: str) -> None:
 
 def private_sqlite(database: Path) -> None:
     """Make the SQLite database 0600 before SQLite opens it (its -wal and -shm follow), and
-    narrow whichever of its companion files already exist."""
+    narrow whichever of its companion files already exist.
+
+    `NotSqlite`, changing nothing, when the path holds a file that is not a database (a wrong
+    PUSHGATE_DATABASE_URL must not narrow, or write to, somebody else's file)."""
+    if database.is_file() and database.stat().st_size:
+        with database.open("rb") as handle:
+            if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise NotSqlite(database)
     private_file(database)
     for suffix in SQLITE_SUFFIXES[1:]:
         companion = Path(f"{database}{suffix}")

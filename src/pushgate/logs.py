@@ -1,4 +1,11 @@
-"""Structured logging: structlog events with stable names, one JSON or console line each."""
+"""Structured logging: structlog events with stable names, one JSON or console line each.
+
+Every line the process writes has the same shape, whoever wrote it: pushgate's own events go
+through structlog; the standard `logging` records of libraries (uvicorn, alembic, asyncio,
+aiohttp) go through the same processors (`structlog.stdlib.ProcessorFormatter`), with the
+message as the event and the library's logger name. An exception's traceback is a field of its
+line (`exception`), never lines of its own.
+"""
 
 from __future__ import annotations
 
@@ -16,40 +23,61 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+# Libraries log every step at DEBUG (aiosqlite each statement): they start at INFO whatever
+# PUSHGATE_LOG_LEVEL says.
+LIBRARY_LEVEL = logging.INFO
+# Alembic announces every migration step at INFO; only the outcome matters to operators.
+QUIET_LIBRARIES = ("alembic",)
 
 
 def configure(
-    level: str = "info", *, json_lines: bool | None = None, stream: TextIO | None = None
+    level: str = "info",
+    *,
+    format: str = "auto",
+    json_lines: bool | None = None,
+    stream: TextIO | None = None,
 ) -> None:
-    """Set up structlog (and the standard logging of libraries) at `level`.
+    """Set up structlog and the standard logging of libraries at `level`, writing to `stream`
+    (stderr by default).
 
-    JSON lines when the output is not a terminal (log collectors), readable lines otherwise.
+    `format`: `json`, `console`, or `auto` (console on a terminal, JSON otherwise);
+    `json_lines`, when given, decides instead.
     """
     numeric = LEVELS.get(level.lower(), logging.INFO)
     out = stream or sys.stderr
-    as_json = not out.isatty() if json_lines is None else json_lines
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    if json_lines is None:
+        json_lines = format == "json" or (format == "auto" and not out.isatty())
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # The console renderer formats exceptions itself (readably); JSON gets them as a string.
+    ending: list[structlog.types.Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if json_lines
+        else [structlog.dev.ConsoleRenderer(colors=out.isatty())]
     )
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, *ending],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=stream is None,
     )
-    logging.basicConfig(
-        level=max(numeric, logging.INFO),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending],
+        )
     )
-    # Alembic announces every migration step at INFO; only the outcome matters to operators.
-    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    root = logging.getLogger()
+    for previous in root.handlers:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(max(numeric, LIBRARY_LEVEL))
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
 class Outage:

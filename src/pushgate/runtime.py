@@ -30,6 +30,7 @@ from pushgate.ingest import Ingestor
 from pushgate.integrations import Catalog, default_catalog
 from pushgate.integrations.base import Endpoints
 from pushgate.logs import Outage
+from pushgate.metrics import Gauges
 from pushgate.outbound import OutboundPolicy
 from pushgate.sealing import load_secret_box
 from pushgate.settings import Settings
@@ -55,10 +56,17 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     throttle: Throttle = field(init=False)
     ingestor: Ingestor = field(init=False)
+    gauges: Gauges = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.clock)
         self.ingestor = Ingestor(self.services.store, self.clock)
+        self.gauges = Gauges(
+            self.store.backlog.measure,
+            integrations=(integration.key for integration in self.catalog),
+            clock=self.clock,
+            outage=self.outage,
+        )
 
     @property
     def store(self) -> Store:
@@ -109,6 +117,15 @@ class Runtime:
         else:
             self.throttle.succeeded(client)
         return token
+
+    async def unready(self) -> str | None:
+        """Why this process cannot serve now (the database does not answer), or None when it
+        can: what /readyz says."""
+        try:
+            await self.store.ping()
+        except Exception as error:  # any failure means "not ready", with the reason
+            return type(error).__name__
+        return None
 
     def wake_worker(self) -> None:
         """Tell the in-process worker that deliveries were enqueued."""

@@ -10,10 +10,10 @@ import ipaddress
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pushgate.breaker import BreakerPolicy
@@ -25,8 +25,23 @@ DEFAULT_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 # shortest `PUSHGATE_SECRET_KEY`, too) are far beyond any guessing rate.
 ADMIN_TOKEN_MIN_LENGTH = 32
 
+# The SQLite database's file in the data directory.
+DATABASE_FILE = "pushgate.db"
+# The shortest PUSHGATE_SECRET_KEY (and PUSHGATE_PREVIOUS_SECRET_KEY): 32 random characters.
+SECRET_KEY_MIN_LENGTH = 32
 # A plain PostgreSQL identifier: it needs no quoting in search_path or in a NOTIFY channel name.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+# The database URL schemes pushgate speaks, and the async driver each one maps to.
+DATABASE_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+DATABASE_URL_FORMS = "postgresql://user:password@host:5432/database or sqlite:////absolute/path.db"
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "json", "console"]
 
 
 def _split_commas(value: Any) -> Any:
@@ -81,6 +96,14 @@ class Settings(BaseSettings):
             "that shares a database must share this key."
         ),
     )
+    previous_secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "While a key rotation runs (`pushgate rotate-key`): the key being replaced. Secrets "
+            "sealed under it still open; nothing new is sealed with it. Remove it once the "
+            "rotation has ended."
+        ),
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description=(
@@ -113,6 +136,7 @@ class Settings(BaseSettings):
             "X-Forwarded-Proto `pushgate serve` believes; the client address they name is the "
             "one failed sign-ins are counted for."
         ),
+        examples=["127.0.0.1/32,10.0.0.5/32"],
     )
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_RETRY_SCHEDULE,
@@ -120,6 +144,7 @@ class Settings(BaseSettings):
             "Delays in seconds before each retry of a failed delivery, comma-separated. A delivery "
             "gets 1 + len(schedule) attempts, then it is given up."
         ),
+        examples=["5,30,120,600"],
     )
     retry_jitter: float = Field(
         default=0.2,
@@ -136,9 +161,11 @@ class Settings(BaseSettings):
             "Comma-separated CIDRs that outbound requests may reach even though they are private, "
             "loopback, link-local or reserved (e.g. `127.0.0.1/32,10.20.0.0/16`)."
         ),
+        examples=["10.20.0.0/16,127.0.0.1/32"],
     )
-    endpoint_overrides: dict[str, str] = Field(
+    endpoint_overrides: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
+        examples=['{"datadog": "https://dd-proxy.internal"}'],
         description=(
             "JSON object: integration key -> base URL that replaces the vendor host, e.g. "
             '`{"datadog": "http://127.0.0.1:9000"}` (egress proxy, air-gapped mirror, tests).'
@@ -240,9 +267,45 @@ class Settings(BaseSettings):
             "to; the CLI shows the path only."
         ),
     )
-    host: str = Field(default="127.0.0.1", description="Address `pushgate serve` listens on.")
-    port: int = Field(default=8080, ge=1, le=65535, description="Port `pushgate serve` listens on.")
-    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address `pushgate serve` listens on, and `pushgate worker`'s metrics server."
+        ),
+    )
+    port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port `pushgate serve` listens on; 0 picks a free one (logged).",
+        examples=["8080"],
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port on which `pushgate worker` serves /metrics, /healthz and /readyz (at "
+            "PUSHGATE_HOST); unset: none. 0 picks a free one (logged)."
+        ),
+        examples=["9101"],
+    )
+    log_level: LogLevel = Field(
+        default="info",
+        description="debug, info, warning or error. debug also shows a CLI mistake's traceback.",
+    )
+    log_format: LogFormat = Field(
+        default="auto",
+        description=(
+            "json (one JSON object a line), console (readable lines), or auto: console on a "
+            "terminal, JSON otherwise. Every line the process writes, uvicorn's included."
+        ),
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log every HTTP request `pushgate serve` answers (`http.request`).",
+        examples=["true"],
+    )
     shutdown_grace: float = Field(
         default=10.0, ge=0, description="Seconds in-flight deliveries may finish on shutdown."
     )
@@ -291,8 +354,25 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_overrides(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError as error:
+                raise ValueError(f"not valid JSON ({error})") from None
         return value
+
+    @field_validator("endpoint_overrides")
+    @classmethod
+    def _check_overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, url in value.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{key}: must be an http:// or https:// base URL")
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_schema")
     @classmethod
@@ -301,11 +381,14 @@ class Settings(BaseSettings):
             raise ValueError("must be lower-case letters, digits and _ (at most 48 characters)")
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "previous_secret_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters")
+        if value is not None and len(value.get_secret_value()) < SECRET_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {SECRET_KEY_MIN_LENGTH} characters; e.g. the output of "
+                "`openssl rand -hex 32`"
+            )
         return value
 
     @field_validator("admin_token")
@@ -322,26 +405,26 @@ class Settings(BaseSettings):
     def _check_sizes(self) -> Settings:
         if self.event_size_limit > self.request_size_limit:
             raise ValueError(
-                "event_size_limit: must not be larger than request_size_limit, which bounds "
-                "every request body"
+                "PUSHGATE_EVENT_SIZE_LIMIT: must not be larger than PUSHGATE_REQUEST_SIZE_LIMIT, "
+                "which bounds every request body"
             )
         return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
-            url = f"sqlite+aiosqlite:///{(self.data_dir / 'pushgate.db').resolve()}"
+            url = f"sqlite+aiosqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
             object.__setattr__(self, "database_url", url)
         else:
             object.__setattr__(self, "database_url", async_database_url(self.database_url))
         if self.database_schema is not None and self.is_sqlite:
-            raise ValueError("database_schema: only PostgreSQL has schemas")
+            raise ValueError("PUSHGATE_DATABASE_SCHEMA: only PostgreSQL has schemas; unset it")
         if self.secret_key is None and not self.is_sqlite:
             # A key file is per host; processes on other hosts would make keys of their own and
             # could not open each other's configurations.
             raise ValueError(
-                "secret_key: PostgreSQL means several processes, often on several hosts; set "
-                "PUSHGATE_SECRET_KEY, the same in every process"
+                "PUSHGATE_SECRET_KEY: required with PostgreSQL (several processes, often on "
+                "several hosts, must share it); set it to the same value in every process"
             )
         return self
 
@@ -358,14 +441,66 @@ class Settings(BaseSettings):
         """True when the database is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file (absolute), or None for PostgreSQL or an in-memory one."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.partition(":///")[2].partition("?")[0]
+        return Path(path).resolve() if path and path != ":memory:" else None
+
+    def database_label(self) -> str:
+        """Which database this is, for people: never the password.
+
+        `SQLite /srv/pushgate/data/pushgate.db`, `PostgreSQL pushgate@db1:5432/pushgate
+        (schema tenant_a)`.
+        """
+        path = self.sqlite_path
+        if self.is_sqlite:
+            return f"SQLite {path}" if path is not None else "SQLite in memory"
+        parts = urlsplit(self.database_url)
+        where = parts.hostname or "localhost"
+        if parts.port is not None:
+            where += f":{parts.port}"
+        user = f"{parts.username}@" if parts.username else ""
+        label = f"PostgreSQL {user}{where}{parts.path}"
+        if self.database_schema is not None:
+            label += f" (schema {self.database_schema})"
+        return label
+
 
 def async_database_url(url: str) -> str:
-    """Map plain `sqlite://` and `postgresql://` URLs to the async drivers pushgate uses."""
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    return url
+    """Map plain `sqlite://` and `postgresql://` URLs to the async drivers pushgate uses;
+    ValueError naming PUSHGATE_DATABASE_URL for anything else."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        raise ValueError(f"PUSHGATE_DATABASE_URL: not a URL; use {DATABASE_URL_FORMS}")
+    driver = DATABASE_SCHEMES.get(scheme.lower())
+    if driver is None:
+        raise ValueError(
+            f"PUSHGATE_DATABASE_URL: {scheme.partition('+')[0]!r} databases are not supported; "
+            f"use {DATABASE_URL_FORMS}"
+        )
+    return f"{driver}://{rest}"
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per wrong setting, naming its variable, never its value (it may be a secret),
+    with an example of a good value where one helps."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        loc = problem["loc"]
+        if not loc:  # a rule across settings: its message names the variables
+            lines.append(message)
+            continue
+        name = str(loc[0])
+        where = f"PUSHGATE_{name.upper()}"
+        if len(loc) > 1 and isinstance(loc[1], int):
+            message = f"item {loc[1] + 1}: {message}"
+        field = Settings.model_fields.get(name)
+        examples = field.examples if field is not None else None
+        if examples:
+            message += f" (e.g. {where}={examples[0]})"
+        lines.append(f"{where}: {message}")
+    return lines

@@ -53,7 +53,7 @@ async def validate(
     """Send the integration's test event once, synchronously, and report the outcome."""
     started = time.perf_counter()
     try:
-        attempted = await engine.try_once(integration, config, validation_entry(clock()))
+        attempted = await engine.run(integration, config, validation_entry(clock()))
     except DeliverySkipped as skip:
         return ValidationReport(
             ok=False,

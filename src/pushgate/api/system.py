@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pushgate.api import shapes
 from pushgate.api.deps import RuntimeDep
 from pushgate.api.openapi import answers
+from pushgate.metrics import exposition
 
 router = APIRouter(tags=["Operations"])
 _PROMETHEUS = {
@@ -41,12 +42,9 @@ async def health() -> dict[str, str]:
 )
 async def ready(rt: RuntimeDep) -> JSONResponse:
     """The database answers."""
-    try:
-        await rt.store.ping()
-    except Exception as error:  # any failure means "not ready", with the reason
-        return JSONResponse(
-            {"status": "unavailable", "reason": type(error).__name__}, status_code=503
-        )
+    reason = await rt.unready()
+    if reason is not None:
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
@@ -57,6 +55,6 @@ async def ready(rt: RuntimeDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: _PROMETHEUS},
 )
-async def metrics() -> Response:
-    """Prometheus exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(rt: RuntimeDep) -> Response:
+    """Prometheus exposition: this process's counters and the database's backlog gauges."""
+    return Response(await exposition(rt.gauges), media_type=CONTENT_TYPE_LATEST)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -44,12 +46,15 @@ RECENT_CONTEXTS = 512
 
 
 @dataclass(frozen=True, slots=True)
-class Attempted:
-    """What one attempt came to: the receiver's answer (masked) when there was one, and the
-    failure when it did not succeed."""
+class Attempt:
+    """What one attempt did: its failure (None: it succeeded), the host it went to (host and
+    port only: a path or query may carry credentials; None when nothing was sent) and how
+    long it took, in seconds."""
 
-    response: InboundResponse | None
     failure: DeliveryError | None
+    host: str | None
+    seconds: float
+    response: InboundResponse | None = None  # masked; validation reports it on success
 
 
 class Engine:
@@ -92,24 +97,32 @@ class Engine:
         `secrets` are the config's secret values, when the caller has them already.
         Raises `DeliverySkipped` when the adapter decided this event is not to be sent.
         """
-        return (await self.try_once(integration, config, payload, secrets=secrets)).failure
+        return (await self.run(integration, config, payload, secrets=secrets)).failure
 
-    async def try_once(
+    async def run(
         self,
         integration: Integration[Any],
         config: IntegrationConfig,
         payload: Mapping[str, Any],
         *,
         secrets: tuple[str, ...] | None = None,
-    ) -> Attempted:
-        """`attempt`, with the receiver's answer too (validation reports it on success)."""
+    ) -> Attempt:
+        """`attempt`, with the receiver's answer (masked), where the request went and how long
+        it took."""
+        started = time.perf_counter()
         if secrets is None:
             secrets = tuple(integration.secret_values(config))
         extra: Mapping[str, str] = {}
+        host: str | None = None
         response: InboundResponse | None = None
+
+        def done(failure: DeliveryError | None) -> Attempt:
+            return Attempt(failure, host, time.perf_counter() - started, response)
+
         try:
             context = self.context(payload)
             request = integration.build_request(context, config, self.endpoints)
+            host = target_host(request.url)
             send = _masking(self.transport.send, redactor(secrets))
             extra = await integration.credentials(config, self.endpoints, send, refresh=False)
             response = await self._send(request, extra, secrets)
@@ -118,7 +131,7 @@ class Engine:
                 response = await self._send(request, extra, secrets)
             integration.classify(response)
         except DeliveryError as error:
-            return Attempted(response, _redacted(error, _redactor(secrets, extra)))
+            return done(_redacted(error, _redactor(secrets, extra)))
         except DeliverySkipped:
             raise
         except Exception as error:
@@ -131,14 +144,27 @@ class Engine:
                 traceback=mask.mask("".join(traceback.format_exception(error))),
             )
             failure = PermanentDeliveryError(f"pushgate could not process this event: {error!r}")
-            return Attempted(response, _redacted(failure, mask))
-        return Attempted(response, None)
+            return done(_redacted(failure, mask))
+        return done(None)
 
     async def _send(
         self, request: OutboundRequest, extra: Mapping[str, str], secrets: tuple[str, ...]
     ) -> InboundResponse:
         response = await self.transport.send(_with_headers(request, extra))
         return _masked(response, _redactor(secrets, extra))
+
+
+def target_host(url: str) -> str:
+    """`host` or `host:port` of `url`: never its user, password, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
 
 
 def _redactor(secrets: tuple[str, ...], extra: Mapping[str, str]) -> Redactor:

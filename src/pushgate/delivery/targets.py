@@ -43,6 +43,13 @@ class Targets:
         """The configuration, or None when it was deleted."""
         return self._known.get(configuration_id)
 
+    def integration_key(self, configuration_id: str) -> str:
+        """The configuration's integration, as metrics label it ("unknown" when it is not
+        known here)."""
+        target = self._known.get(configuration_id)
+        integration = target.integration if target is not None else None
+        return integration.key if integration is not None else "unknown"
+
     async def refresh(self, claimed: Iterable[Claimed]) -> None:
         """Open the configurations whose version this worker has not seen yet."""
         stale = set()

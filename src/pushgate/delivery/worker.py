@@ -33,17 +33,17 @@ from typing import Any
 
 import structlog
 
+from pushgate import metrics
 from pushgate.breaker import Breaker, BreakerAction
 from pushgate.clock import Clock
 from pushgate.configurations import Services
-from pushgate.delivery.engine import Engine
+from pushgate.delivery.engine import Attempt, Engine
 from pushgate.delivery.outcomes import Outcomes
 from pushgate.delivery.scheduler import Scheduler
 from pushgate.delivery.targets import Targets
 from pushgate.domain import DeliveryState
 from pushgate.errors import DeliveryError, DeliverySkipped, RetryableDeliveryError
 from pushgate.logs import Outage
-from pushgate.metrics import ATTEMPTS
 from pushgate.retry import RetryAction, RetryPolicy
 from pushgate.settings import Settings
 from pushgate.store import Claimed, Failure, Recorded, Result, describe, is_unavailable
@@ -120,9 +120,11 @@ class Worker:
         # This worker's own view of each configuration's breaker, from its own outcomes only:
         # enough to stop a lane at once when they would pause it. The database decides.
         self._local: dict[str, Breaker] = {}
-        self._counters: dict[tuple[str, str], Any] = {}
         self._rand = rand or random.random
         self._outage = outage or Outage()
+        # A success is logged only at debug level: at thousands a second, binding and writing
+        # a line each would cost more than the attempt. Decided once, not per delivery.
+        self._log_successes = settings.log_level == "debug"
         self._batch = settings.claim_batch_size
         self._window = 2 * settings.claim_batch_size
         self._held_bytes = settings.worker_held_bytes
@@ -443,6 +445,8 @@ class Worker:
                     reason=change.breaker.reason,
                     resumes_at=change.breaker.paused_until,
                 )
+        for cid in recorded.given_up:
+            metrics.GIVEN_UP.labels(self._targets.integration_key(cid)).inc()
         if stopped := recorded.stopped:
             self._dropped += [d.id for d in self._schedule.drop(stopped)]
         for cid in holding:  # the database did not pause these: go on (dropped ones are free)
@@ -517,44 +521,54 @@ class Worker:
             return
         if target.integration is None or target.config is None:
             hint = UNREADABLE_HINT if target.integration is not None else UNKNOWN_HINT
-            failure: DeliveryError | None = RetryableDeliveryError(target.unreadable, hint=hint)
+            attempted = Attempt(RetryableDeliveryError(target.unreadable, hint=hint), None, 0.0)
         else:
+            started = time.perf_counter()
             try:
-                failure = await self._engine.attempt(
+                attempted = await self._engine.run(
                     target.integration, target.config, delivery.payload, secrets=target.secrets
                 )
             except DeliverySkipped as skip:
                 # Not sent on purpose (a manifest template rendered nothing): finished, counted
                 # neither as a success nor as an error, and nothing to the breaker.
-                self._count(target.integration.key, "skipped")
+                seconds = time.perf_counter() - started
+                metrics.attempted(target.integration.key, "skipped", seconds)
                 self._add(self._result(delivery, DeliveryState.SKIPPED))
                 _logger(delivery).info(
-                    "delivery.skipped", integration=target.integration.key, reason=skip.reason
+                    "delivery.skipped",
+                    integration=target.integration.key,
+                    reason=skip.reason,
+                    duration_ms=_ms(seconds),
                 )
                 return
         integration = target.integration.key if target.integration else "unknown"
-        if failure is None:
-            self._count(integration, "success")
+        if attempted.failure is None:
+            metrics.attempted(integration, "success", attempted.seconds)
             self._add(self._result(delivery, DeliveryState.SUCCEEDED))
+            if self._log_successes:
+                _logger(delivery).debug(
+                    "delivery.succeeded",
+                    integration=integration,
+                    host=attempted.host,
+                    duration_ms=_ms(attempted.seconds),
+                )
             return
-        self._failed_attempt(
-            delivery, failure, integration, _logger(delivery).bind(integration=integration)
+        bound = _logger(delivery).bind(
+            integration=integration, host=attempted.host, duration_ms=_ms(attempted.seconds)
         )
-
-    def _count(self, integration: str, outcome: str) -> None:
-        """`pushgate_delivery_attempts_total`, its children looked up once each."""
-        key = (integration, outcome)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = ATTEMPTS.labels(integration, outcome)
-        counter.inc()
+        self._failed_attempt(delivery, attempted.failure, attempted.seconds, integration, bound)
 
     def _failed_attempt(
-        self, delivery: Claimed, failure: DeliveryError, integration: str, bound: Any
+        self,
+        delivery: Claimed,
+        failure: DeliveryError,
+        seconds: float,
+        integration: str,
+        bound: Any,
     ) -> None:
         decision = self._retry.decide(failure, delivery.attempt, self._rand)
         retrying = decision.action is RetryAction.RETRY
-        self._count(integration, "retry" if retrying else "failed")
+        metrics.attempted(integration, "retry" if retrying else "failed", seconds)
         now = self._clock()
         record = Failure(
             status_code=failure.status_code,
@@ -621,3 +635,8 @@ class Worker:
             state,
             probe=delivery.probe,
         )
+
+
+def _ms(seconds: float) -> float:
+    """A duration as log lines give it: milliseconds, to a tenth."""
+    return round(seconds * 1000, 1)

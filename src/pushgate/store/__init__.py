@@ -1,17 +1,19 @@
 """Persistence: the only package that imports SQLAlchemy or speaks SQL.
 
 `Store` bundles the domain-verb stores over one engine: configurations (with status and error
-log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), tokens, web
-sessions and event sources. On PostgreSQL it also owns the listener connection that wakes
-workers (`listener.py`).
+log), deliveries (enqueue, claim_due, extend_leases, record, release, listen), the backlog the
+metrics read, tokens, web sessions and event sources. On PostgreSQL it also owns the listener
+connection that wakes workers (`listener.py`).
 """
 
 from __future__ import annotations
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.settings import Settings
+from pushgate.store.backlog import Backlog, BacklogStore
 from pushgate.store.configurations import ConfigurationRow, ConfigurationStore
 from pushgate.store.database import (
     Transactions,
@@ -40,6 +42,7 @@ from pushgate.store.tokens import TokenRow, TokenStore
 
 __all__ = [
     "STATUS_SHARDS",
+    "Backlog",
     "Claim",
     "Claimed",
     "ConfigurationRow",
@@ -86,16 +89,28 @@ class Store:
             status_shard=status_shard,
             listener=listener,
         )
+        self.backlog = BacklogStore(engine)
         self.tokens = TokenStore(engine)
         self.sessions = SessionStore(engine)
         self.sources = SourceStore(engine)
 
     @classmethod
-    async def open(cls, settings: Settings, *, status_shard: int = 0) -> Store:
-        """Connect and migrate to the latest schema."""
+    async def open(
+        cls, settings: Settings, *, status_shard: int = 0, migrated: bool = True
+    ) -> Store:
+        """Connect and (unless `migrated` is False: only to read) migrate to the latest
+        schema."""
         engine = create_engine(settings)
-        await migrate(engine)
+        if migrated:
+            await migrate(engine)
         return cls(engine, settings, status_shard=status_shard)
+
+    async def revision(self) -> str | None:
+        """The schema revision the database is at (Alembic's), None before the first."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""

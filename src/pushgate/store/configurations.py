@@ -262,6 +262,29 @@ class ConfigurationStore:
         if result.rowcount != 1:
             raise NotFound(f"no {integration_key} configuration with id {configuration_id}")
 
+    async def sealed(self) -> dict[str, str]:
+        """Every configuration's sealed secrets, by configuration id (those with secrets)."""
+        query = select(configurations.c.id, configurations.c.secrets).where(
+            configurations.c.secrets.is_not(None)
+        )
+        async with self._engine.connect() as conn:
+            return {row.id: row.secrets for row in await conn.execute(query)}
+
+    async def reseal(self, configuration_id: str, *, sealed: str, resealed: str) -> bool:
+        """Replace a configuration's sealed secrets `sealed` by `resealed` (the same secrets
+        under another key); False, changing nothing, when they are no longer `sealed` (a
+        save came first). The version stays: what the secrets say has not changed."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(configurations)
+                .where(
+                    configurations.c.id == configuration_id,
+                    configurations.c.secrets == sealed,
+                )
+                .values(secrets=resealed)
+            )
+        return bool(result.rowcount == 1)
+
     async def errors(
         self, configuration_id: str, *, limit: int, before: int | None = None
     ) -> list[ErrorEntry]:

@@ -166,9 +166,12 @@ class BreakerChange:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What recording changed beyond the deliveries themselves."""
+    """What recording changed beyond the deliveries themselves; `given_up` names the
+    configuration of each delivery this record finished as failed (counted once, whoever
+    reports it)."""
 
     changes: list[BreakerChange] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
 
     @property
     def stopped(self) -> set[str]:
@@ -443,7 +446,7 @@ class DeliveryStore:
             )
         results, changes, locked = self._apply_breakers(conn, results, breaker)
         succeeded = self._finish(conn, results, DeliveryState.SUCCEEDED)
-        self._finish(conn, results, DeliveryState.FAILED)
+        given_up = self._finish(conn, results, DeliveryState.FAILED)
         self._finish(conn, results, DeliveryState.CANCELLED)
         self._finish(conn, results, DeliveryState.SKIPPED)
         retries = [r for r in results if r.state is DeliveryState.PENDING]
@@ -478,7 +481,7 @@ class DeliveryStore:
             [_counted(r) for r in succeeded if r.configuration_id in existing],
             [_counted(r) for r in failures if r.configuration_id in locked],
         )
-        return Recorded(changes)
+        return Recorded(changes, [r.configuration_id for r in given_up])
 
     def _apply_breakers(
         self, conn: Connection, results: Sequence[Result], breaker: BreakerPolicy

@@ -116,7 +116,8 @@ def _error(row: Row[Any]) -> ErrorEntry:
     )
 
 
-def _breaker(row: Row[Any]) -> Breaker:
+def breaker_of(row: Row[Any]) -> Breaker:
+    """The breaker a `configuration_health` row holds."""
     return Breaker(
         failures=row.failures,
         opened=row.opened,
@@ -162,7 +163,7 @@ def load_breakers(conn: Connection, ids: Iterable[str], *, lock: bool) -> dict[s
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    return {row.configuration_id: _breaker(row) for row in conn.execute(query)}
+    return {row.configuration_id: breaker_of(row) for row in conn.execute(query)}
 
 
 class StatusWriter:
@@ -359,7 +360,7 @@ async def read_health(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, He
     if not ids:
         return {}
     breakers = {
-        row.configuration_id: _breaker(row)
+        row.configuration_id: breaker_of(row)
         for row in await conn.execute(
             select(configuration_health).where(configuration_health.c.configuration_id.in_(ids))
         )

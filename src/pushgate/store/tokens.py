@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +34,15 @@ class TokenRow:
     name: str
     role: Role
     created_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"_id", "name", "role", "creationDate"}`, as the API lists tokens."""
+        return {
+            "_id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "creationDate": self.created_at,
+        }
 
 
 def hash_token(value: str) -> str:

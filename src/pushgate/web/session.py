@@ -1,7 +1,9 @@
 """Browser sessions: a signed cookie naming the token that signed in, and CSRF tokens.
 
 The session cookie holds `{"sid", "sub", "exp", "csrf"}` signed with HMAC-SHA256 under a key
-derived from the settings' secret material (`sealing.derive_key`). It is signed, not encrypted,
+derived from the secret key (`SecretBox.derived`); while a key rotation runs, cookies signed
+under the key being replaced are accepted too, so nobody is signed out half-way; once it has
+ended, they are not (docs/operations.md#rotating-the-secret-key). It is signed, not encrypted,
 so it names a token by id (or, for PUSHGATE_ADMIN_TOKEN, by a keyed fingerprint), never by
 value. `sid` is a random session id that the server keeps (`store/sessions.py`, as a hash)
 from sign-in until sign-out: a cookie whose session ended is refused even before it expires.
@@ -28,7 +30,6 @@ from pushgate.api.deps import RuntimeDep
 from pushgate.domain import Role
 from pushgate.errors import Forbidden, Unauthorized
 from pushgate.runtime import ADMIN_TOKEN_ID, Runtime
-from pushgate.sealing import derive_key
 
 SESSION_COOKIE = "pushgate_session"
 LOGIN_COOKIE = "pushgate_login"
@@ -44,24 +45,29 @@ _TOKEN = "token:"
 
 
 class Signer:
-    """Signs small JSON payloads into cookie values and checks them back."""
+    """Signs small JSON payloads into cookie values and checks them back: signed with the
+    first key, accepted under any of `keys`."""
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, *keys: bytes) -> None:
+        self._keys = keys
 
-    def _mac(self, data: bytes) -> bytes:
-        return hmac.new(self._key, data, hashlib.sha256).digest()
+    @staticmethod
+    def _mac(key: bytes, data: bytes) -> bytes:
+        return hmac.new(key, data, hashlib.sha256).digest()
 
     def sign(self, payload: dict[str, Any]) -> str:
         """`base64url(json).base64url(hmac)`."""
         data = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return data + "." + _b64(self._mac(data.encode()))
+        return data + "." + _b64(self._mac(self._keys[0], data.encode()))
 
     def unsign(self, value: str) -> dict[str, Any] | None:
-        """The payload of a value `sign` made with this key; None when anything is off."""
+        """The payload of a value `sign` made with one of these keys; None when anything is off."""
         data, _, mac = value.partition(".")
         try:
-            if not hmac.compare_digest(_unb64(mac), self._mac(data.encode())):
+            given = _unb64(mac)
+            if not any(
+                hmac.compare_digest(given, self._mac(key, data.encode())) for key in self._keys
+            ):
                 return None
             payload = json.loads(_unb64(data))
         except ValueError:
@@ -70,7 +76,14 @@ class Signer:
 
     def fingerprint(self, value: str) -> str:
         """A keyed digest that identifies `value` without revealing it."""
-        return self._mac(value.encode()).hex()[:32]
+        return self._fingerprint(self._keys[0], value)
+
+    def fingerprints(self, value: str) -> list[str]:
+        """`fingerprint(value)` under each key (a session may predate a rotation)."""
+        return [self._fingerprint(key, value) for key in self._keys]
+
+    def _fingerprint(self, key: bytes, value: str) -> str:
+        return self._mac(key, value.encode()).hex()[:32]
 
 
 def _b64(data: bytes) -> str:
@@ -111,13 +124,16 @@ class Session:
 
 
 def signer(request: Request) -> Signer:
-    """The signer of this app, built once from the runtime's settings."""
+    """The signer of this app, built from the keys in force (again when they change)."""
     state = request.app.state
-    found: Signer | None = getattr(state, "web_signer", None)
-    if found is None:
-        runtime: Runtime = state.runtime
-        found = state.web_signer = Signer(derive_key(runtime.settings, _PURPOSE))
-    return found
+    runtime: Runtime = state.runtime
+    keyring = runtime.services.box.keyring
+    keyring.current()  # notices key files that changed
+    generation = keyring.generation
+    found: tuple[int, Signer] | None = getattr(state, "web_signer", None)
+    if found is None or found[0] != generation:
+        found = state.web_signer = (generation, Signer(*runtime.services.box.derived(_PURPOSE)))
+    return found[1]
 
 
 async def identify(rt: Runtime, value: str, sign: Signer, client: str) -> Identity | None:
@@ -137,8 +153,8 @@ async def _recheck(rt: Runtime, subject: str, sign: Signer) -> Identity | None:
         admin = rt.settings.admin_token
         if admin is None:
             return None
-        fingerprint = sign.fingerprint(admin.get_secret_value())
-        if not hmac.compare_digest(subject, _ADMIN + fingerprint):
+        fingerprints = sign.fingerprints(admin.get_secret_value())
+        if not any(hmac.compare_digest(subject, _ADMIN + print_) for print_ in fingerprints):
             return None
         return Identity(subject, "PUSHGATE_ADMIN_TOKEN", Role.ADMIN)
     token = await rt.store.tokens.get(subject.removeprefix(_TOKEN))
