@@ -60,6 +60,9 @@ async def post_events(request: Request, rt: RuntimeDep) -> JSONResponse:
 
 
 async def _intake(request: Request) -> JSONResponse:
+    # FastAPI's router names the matched route in the scope only for its own routes; the
+    # request metrics label by it (middleware.py), so this one names itself.
+    request.scope["route"] = intake
     rt: Runtime = request.app.state.runtime
     await authorize(request, rt, Role.WRITER)
     return await accept(request, rt)
