@@ -20,7 +20,7 @@ import time
 
 import aiohttp
 
-from drain import event
+from sample import event
 from serving import TOKEN, pushgate_serve, trivial_app
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
-from drain import event
+from sample import event
 from serving import TOKEN, pushgate_serve
 from sinks import free_port
 

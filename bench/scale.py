@@ -28,7 +28,6 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from drain import event
 from pushgate.clock import system_clock
 from pushgate.configurations import create
 from pushgate.domain import DeliveryState
@@ -37,6 +36,7 @@ from pushgate.logs import configure
 from pushgate.runtime import running
 from pushgate.settings import Settings
 from pushgate.store import NewEvent
+from sample import event
 from sinks import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

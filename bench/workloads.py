@@ -25,13 +25,13 @@ from typing import Any
 
 import aiohttp
 
-from drain import event
 from pushgate.configurations import create, open_config
 from pushgate.events import build_context, parse_entry
 from pushgate.integrations.base import Endpoints, OutboundRequest
 from pushgate.runtime import running
 from pushgate.settings import Settings
 from pushgate.store import NewEvent
+from sample import event
 from serving import pushgate_env
 
 # Events committed per transaction while a backlog is prepared.
