@@ -14,8 +14,10 @@ requests the adapters render for the same deliveries (rendered beforehand, not t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -144,21 +146,28 @@ async def drain_with_worker(
                     raise RuntimeError(log.read_text()[-2000:])
                 await asyncio.sleep(0.02)
         started = time.perf_counter()
-        async with running(backlog.settings, with_worker=False) as observer:
-            while True:
-                rows = await observer.store.configurations.all()
-                done = sum(row.status.success_count for row in rows)
-                if done >= target:
-                    break
-                if worker.returncode is not None:
-                    raise RuntimeError(log.read_text()[-2000:])
-                await asyncio.sleep(PROGRESS_INTERVAL)
+        database = Path(backlog.settings.data_dir) / "pushgate.db"
+        while _succeeded(database) < target:
+            if worker.returncode is not None:
+                raise RuntimeError(log.read_text()[-2000:])
+            await asyncio.sleep(PROGRESS_INTERVAL)
         elapsed = time.perf_counter() - started
         peak = _peak_rss(worker.pid)
     finally:
         worker.terminate()
         await worker.wait()
     return target / elapsed, peak
+
+
+def _succeeded(database: Path) -> int:
+    """Deliveries recorded as succeeded, from the status counters alone: a look that costs
+    the worker nothing (the configuration listing would count every pending delivery, and a
+    connection kept open would hold back the worker's WAL checkpoints)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        (done,) = conn.execute(
+            "SELECT COALESCE(SUM(success_count), 0) FROM configuration_status"
+        ).fetchone()
+    return int(done)
 
 
 def _peak_rss(pid: int) -> int:
