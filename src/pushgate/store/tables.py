@@ -110,6 +110,31 @@ error_log = Table(
     Index("ix_error_log_configuration_id_id", "configuration_id", "id"),
 )
 
+# The most recent attempts of each configuration, successes too (store/attempts.py), trimmed
+# to `attempt_log_size`; `detail` is the request and response as JSON, secrets masked.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("will_retry", Boolean, nullable=False),
+    Column("next_at", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_attempts_configuration_id_id", "configuration_id", "id"),
+)
+
 events = Table(
     "events",
     metadata,
