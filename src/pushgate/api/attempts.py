@@ -42,6 +42,8 @@ def attempt_json(entry: AttemptRow) -> dict[str, Any]:
         out["nextAt"] = entry.next_at
     if entry.error is not None:
         out["error"] = entry.error
+    if entry.hint is not None:
+        out["hint"] = entry.hint
     out.update(entry.exchange())
     return out
 

@@ -186,6 +186,7 @@ class AttemptEntry(Shape):
         None, description=f"When the retry is due, {UNIX_MS}; absent while held by the breaker"
     )
     error: str | None = Field(None, description="What happened, beyond the status code")
+    hint: str | None = Field(None, description="What to check, after a failure")
     request: AttemptRequest | None = Field(None, description="With `expand=detail`")
     response: AttemptResponse | None = Field(None, description="With `expand=detail`")
 

@@ -38,12 +38,13 @@ _COLUMNS = (
     "will_retry",
     "next_at",
     "error",
+    "hint",
     "detail",
 )
 _INSERT_SQLITE = """
 INSERT INTO attempts (configuration_id, event_id, attempt, at, outcome, status_code,
-    duration_ms, will_retry, next_at, error, detail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    duration_ms, will_retry, next_at, error, hint, detail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -72,6 +73,7 @@ class AttemptRow:
     will_retry: bool
     next_at: int | None
     error: str | None
+    hint: str | None
     detail: str | None
     id: int = 0
 

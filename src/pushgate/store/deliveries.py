@@ -643,25 +643,33 @@ class DeliveryStore:
             if dry_run:
                 return list(conn.execute(select(deliveries.c.id).where(*matching)).scalars())
             return sorted(
-                conn.execute(
-                    update(deliveries)
-                    .where(*matching)
-                    .values(
-                        state=DeliveryState.PENDING.value,
-                        attempts=0,
-                        available_at=now,
-                        lease_owner=None,
-                        completed_at=None,
-                    )
-                    .returning(deliveries.c.id)
-                ).scalars()
+                conn.execute(_requeue(now).where(*matching).returning(deliveries.c.id)).scalars()
             )
 
         ids = await self._tx.run(work)
-        if ids and not dry_run and self._listener is not None:
+        if ids and not dry_run:
+            await self._wake_others()
+        return ids
+
+    async def resend(self, configuration_id: str, event_id: str, *, now: int) -> bool:
+        """Queue one finished delivery (succeeded or failed) again, with a fresh retry
+        schedule; False when there is none to resend (pending already, or pruned)."""
+        finished = (DeliveryState.SUCCEEDED.value, DeliveryState.FAILED.value)
+        statement = _requeue(now).where(
+            deliveries.c.configuration_id == configuration_id,
+            deliveries.c.event_id == event_id,
+            deliveries.c.state.in_(finished),
+        )
+        count: int = await self._tx.run(lambda conn: conn.execute(statement).rowcount)
+        if count:
+            await self._wake_others()
+        return bool(count)
+
+    async def _wake_others(self) -> None:
+        """Tell the workers of other processes (PostgreSQL) that deliveries are due."""
+        if self._listener is not None:
             async with self._engine.begin() as conn:
                 await self._notify(conn)
-        return ids
 
     async def states(self, delivery_ids: Sequence[int]) -> dict[DeliveryState, int]:
         """How many of these deliveries are in each state (a replay's progress)."""
@@ -762,6 +770,17 @@ class DeliveryStore:
 
 # Ids per `IN (…)` list when a caller may pass very many (SQLite's variable limit is 32,766).
 IDS_PER_QUERY = 10_000
+
+
+def _requeue(now: int) -> Any:
+    """The update that makes deliveries due again, as if new (`where` to be added)."""
+    return update(deliveries).values(
+        state=DeliveryState.PENDING.value,
+        attempts=0,
+        available_at=now,
+        lease_owner=None,
+        completed_at=None,
+    )
 
 
 def _due(configuration_id: str, now: int, limit: int, *, skip: int = 0) -> Any:
@@ -994,5 +1013,6 @@ def _logged(r: Result) -> AttemptRow:
         will_retry=r.state is DeliveryState.PENDING,
         next_at=r.next_at if r.state is DeliveryState.PENDING else None,
         error=None if failure is None else failure.error,
+        hint=None if failure is None else failure.hint,
         detail=r.trace.detail,
     )

@@ -131,6 +131,7 @@ attempts = Table(
     Column("will_retry", Boolean, nullable=False),
     Column("next_at", BigInteger, nullable=True),
     Column("error", Text, nullable=True),
+    Column("hint", Text, nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_attempts_configuration_id_id", "configuration_id", "id"),
 )

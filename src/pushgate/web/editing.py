@@ -267,4 +267,6 @@ async def resend_failed(
     result = await replay(rt.store, row.id, ReplayWindow(), now=rt.clock())
     if result.queued:
         rt.wake_worker()
-    return see_other(f"{INTEGRATIONS}/{integration_key}/{row.id}/errors?resent={result.queued}")
+    return see_other(
+        f"{INTEGRATIONS}/{integration_key}/{row.id}/activity?outcome=failure&resent={result.queued}"
+    )

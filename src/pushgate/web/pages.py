@@ -1,4 +1,4 @@
-"""Pages to read: sign in and out, Organization settings, Integrations, the error log."""
+"""Pages to read: sign in and out, Organization settings, Integrations (Activity: activity.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from pushgate.configurations import health_of
 from pushgate.domain import HealthState
 from pushgate.errors import Forbidden, RateLimited
 from pushgate.integrations.base import Integration
-from pushgate.limits import MAX_ROW_ID
-from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
 from pushgate.web.routing import WebRoute, local_path, see_other
@@ -38,8 +36,6 @@ from pushgate.web.templating import renderer
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 INTEGRATIONS = "/settings/integrations"
 SOURCES = "/settings/sources"
-# Error-log entries per page; the store keeps PUSHGATE_ERROR_LOG_SIZE (100 by default).
-ERRORS_PER_PAGE = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,36 +212,3 @@ async def status_table(
     rows = await rt.store.configurations.all(integration_key)
     view = IntegrationView(integration, rows, expanded=True)
     return renderer().page(request, "_configurations.html", {"session": session, "view": view})
-
-
-@router.get(INTEGRATIONS + "/{integration_key}/{configuration_id}/errors")
-async def error_log(
-    request: Request,
-    integration_key: str,
-    configuration_id: str,
-    session: SessionDep,
-    rt: RuntimeDep,
-    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
-    resent: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID)] = None,
-) -> Response:
-    """A configuration's most recent errors, newest first, a page at a time; with "Resend
-    failed deliveries" (it shows how many first). `resent` is set by that action's redirect."""
-    integration = rt.catalog.get(integration_key)
-    row = await rt.store.configurations.get(integration_key, configuration_id)
-    entries = await rt.store.configurations.errors(row.id, limit=ERRORS_PER_PAGE, before=before)
-    older = entries[-1].id if len(entries) == ERRORS_PER_PAGE else None
-    failed = await replay(rt.store, row.id, ReplayWindow(dry_run=True), now=rt.clock())
-    flash = None
-    if resent is not None:
-        flash = f"Queued {resent:,} failed deliver{'y' if resent == 1 else 'ies'} to send again."
-    context = {
-        "session": session,
-        "integration": integration,
-        "row": row,
-        "entries": entries,
-        "older": older,
-        "paged": before is not None,
-        "failed": failed.matched,
-        "flash": flash,
-    }
-    return renderer().page(request, "errors.html", context)

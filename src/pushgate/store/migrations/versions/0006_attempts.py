@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("will_retry", sa.Boolean(), nullable=False),
         sa.Column("next_at", sa.BigInteger(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("hint", sa.Text(), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["configuration_id"],
