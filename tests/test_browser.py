@@ -394,6 +394,14 @@ def test_the_activity_page_lists_filters_masks_and_resends(
     expect(bad).to_contain_text("Given up (not retried)")
     expect(page.get_by_role("columnheader").first).to_have_text("Attempted at")
 
+    # The charts add up to the status counters of this scripted run (1 success, 2 errors).
+    expect(page.locator(".lede")).to_contain_text("1 success and 2 errors in total")
+    for chart in page.locator("svg.chart").all():
+        bars = chart.locator("g").all()
+        assert sum(int(b.get_attribute("data-successes") or 0) for b in bars) == 1
+        assert sum(int(b.get_attribute("data-errors") or 0) for b in bars) == 2
+    expect(page.locator(".chart-sums").first).to_contain_text("1 success · 2 errors · p50")
+
     bad.get_by_text("Request and response").click()
     expect(bad.locator(".exchange")).to_contain_text("Authorization")
     expect(bad.locator(".exchange")).to_contain_text("token ********")

@@ -16,6 +16,7 @@ from pushgate.errors import Conflict, NotFound
 from pushgate.limits import STORED_ID
 from pushgate.store.attempts import AttemptFilter, AttemptRow, read_attempts
 from pushgate.store.database import Transactions
+from pushgate.store.rollup import Interval, read_intervals
 from pushgate.store.status import (
     ErrorEntry,
     Health,
@@ -307,4 +308,14 @@ class ConfigurationStore:
         async with self._engine.connect() as conn:
             return await read_attempts(
                 conn, configuration_id, wanted, limit=limit, before=before, detail=detail
+            )
+
+    async def activity(
+        self, configuration_id: str, *, now: int, size_ms: int, count: int
+    ) -> list[Interval]:
+        """Successes, errors and latency of the last `count` intervals of `size_ms` (an hour
+        or a day), oldest first, from the hourly rollup."""
+        async with self._engine.connect() as conn:
+            return await read_intervals(
+                conn, configuration_id, now=now, size_ms=size_ms, count=count
             )

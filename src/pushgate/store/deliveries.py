@@ -996,6 +996,7 @@ def _counted(r: Result) -> Counted:
         r.at,
         failure=r.failure,
         will_retry=r.state is DeliveryState.PENDING,
+        duration_ms=None if r.trace is None else r.trace.duration_ms,
     )
 
 

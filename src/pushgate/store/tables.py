@@ -136,6 +136,27 @@ attempts = Table(
     Index("ix_attempts_configuration_id_id", "configuration_id", "id"),
 )
 
+# Upper bounds (ms) of the latency histogram's buckets; one more bucket holds what is slower.
+LATENCY_BOUNDS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+# Per configuration and UTC hour: successes, errors, latency histogram (store/rollup.py), in
+# shards like configuration_status (summed on read).
+activity_hours = Table(
+    "activity_hours",
+    metadata,
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("hour", BigInteger, primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
+    Column("successes", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    *(Column(f"lat_{i}", BigInteger, nullable=False) for i in range(len(LATENCY_BOUNDS_MS) + 1)),
+)
+
 events = Table(
     "events",
     metadata,

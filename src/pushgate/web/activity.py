@@ -15,20 +15,23 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 
 from pushgate.api.deps import RuntimeDep
 from pushgate.limits import MAX_ROW_ID
 from pushgate.replay import ReplayWindow, replay
+from pushgate.runtime import Runtime
 from pushgate.store.attempts import OUTCOMES, AttemptFilter
+from pushgate.store.rollup import DAY_MS, HOUR_MS, Interval, combined
+from pushgate.web import charts
 from pushgate.web.pages import INTEGRATIONS
 from pushgate.web.routing import WebRoute, see_other
 from pushgate.web.session import SessionDep, WriterDep
-from pushgate.web.templating import renderer
+from pushgate.web.templating import renderer, utc
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 # Attempts per page; the store keeps PUSHGATE_ATTEMPT_LOG_SIZE (1,000 by default).
 ATTEMPTS_PER_PAGE = 25
-HOUR_MS = 3_600_000
 # The time ranges the filter offers: name, label, length.
 RANGES = {"1h": ("Last hour", HOUR_MS), "24h": ("Last 24 hours", 24 * HOUR_MS)}
 RANGES["7d"] = ("Last 7 days", 7 * 24 * HOUR_MS)
@@ -103,6 +106,11 @@ async def activity(
         detail=True,
     )
     older = entries[-1].id if len(entries) == ATTEMPTS_PER_PAGE else None
+    now = rt.clock()
+    charts = [
+        await _chart(rt, row.id, now, "Last 24 hours, by hour", HOUR_MS, 24),
+        await _chart(rt, row.id, now, "Last 7 days, by day", DAY_MS, 7),
+    ]
     failed = await replay(rt.store, row.id, ReplayWindow(dry_run=True), now=rt.clock())
     flash = None
     if resent is not None:
@@ -121,8 +129,37 @@ async def activity(
         "failed": failed.matched,
         "flash": flash,
         "problem": filters.problem,
+        "charts": charts,
     }
     return renderer().page(request, "activity.html", context)
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One chart of the page: its heading, the SVG, and the sums it shows."""
+
+    heading: str
+    svg: Markup
+    total: Interval
+
+
+def _described(interval: Interval, size_ms: int) -> str:
+    when = utc(interval.start)[: -len(":00 UTC")] + " UTC"
+    text = f"{when}: {interval.successes:,} successes, {interval.errors:,} errors"
+    if interval.p50 is not None:
+        text += f", p50 ≤ {interval.p50:,} ms, p95 ≤ {interval.p95:,} ms"
+    return text if size_ms == HOUR_MS else "Day from " + text
+
+
+async def _chart(
+    rt: Runtime, configuration_id: str, now: int, heading: str, size_ms: int, count: int
+) -> Chart:
+    intervals = await rt.store.configurations.activity(
+        configuration_id, now=now, size_ms=size_ms, count=count
+    )
+    titles = [_described(i, size_ms) for i in intervals]
+    svg = charts.bars(intervals, label=f"Successes and errors, {heading.lower()}", titles=titles)
+    return Chart(heading, svg, combined(intervals))
 
 
 @router.get(INTEGRATIONS + "/{integration_key}/{configuration_id}/errors")
