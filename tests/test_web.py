@@ -440,6 +440,8 @@ async def test_the_status_table_shows_counts_and_times(
     assert link.attrs["href"] == f"{WEBHOOK}/{created['_id']}/activity?outcome=failure"
     assert page.one("a", aria_label="Edit").attrs["href"] == f"{WEBHOOK}/{created['_id']}/edit"
     assert page.one("button", aria_label="More actions")
+    spark = page.one("svg", class_="sparkline")  # the last 24 hours: 1 success, 1 error
+    assert spark.attrs["aria-label"] == "Last 24 hours: 1 successes, 1 errors"
 
 
 async def test_the_error_log_lists_errors_newest_first(

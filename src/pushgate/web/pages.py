@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from pushgate import sources
 from pushgate.api.deps import RuntimeDep, client_address
@@ -17,6 +18,8 @@ from pushgate.errors import Forbidden, RateLimited
 from pushgate.integrations.base import Integration
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
+from pushgate.store.rollup import HOUR_MS, combined
+from pushgate.web import charts
 from pushgate.web.routing import WebRoute, local_path, see_other
 from pushgate.web.session import (
     CSRF_FIELD,
@@ -45,6 +48,7 @@ class IntegrationView:
     integration: Integration[Any]
     rows: list[ConfigurationRow]
     expanded: bool
+    sparklines: dict[str, Markup] = field(default_factory=dict)  # by configuration id
 
     def troubled(self) -> dict[str, int]:
         """How many of its configurations are paused, off or failing (shown on the row)."""
@@ -54,6 +58,19 @@ class IntegrationView:
             for state in (HealthState.PAUSED, HealthState.OFF, HealthState.FAILING)
             if state in states
         }
+
+
+async def _sparklines(rt: Runtime, rows: list[ConfigurationRow]) -> dict[str, Markup]:
+    """Each configuration's last 24 hours, by hour, drawn small for its status-table row."""
+    drawn = {}
+    for row in rows:
+        hours = await rt.store.configurations.activity(
+            row.id, now=rt.clock(), size_ms=HOUR_MS, count=24
+        )
+        total = combined(hours)
+        label = f"Last 24 hours: {total.successes:,} successes, {total.errors:,} errors"
+        drawn[row.id] = charts.sparkline(hours, label=label)
+    return drawn
 
 
 def _login_page(
@@ -174,7 +191,12 @@ async def integrations_page(
     for row in await rt.store.configurations.all():
         by_key.setdefault(row.integration_key, []).append(row)
     views = [
-        IntegrationView(integration, by_key.get(integration.key, []), integration.key == expanded)
+        IntegrationView(
+            integration,
+            rows := by_key.get(integration.key, []),
+            integration.key == expanded,
+            await _sparklines(rt, rows) if integration.key == expanded else {},
+        )
         for integration in rt.catalog
     ]
     context = {"session": session, "views": views, "panel": panel, "flash": flash}
@@ -210,5 +232,5 @@ async def status_table(
     """The status table of one integration's configurations (fetched when expanded)."""
     integration = rt.catalog.get(integration_key)
     rows = await rt.store.configurations.all(integration_key)
-    view = IntegrationView(integration, rows, expanded=True)
+    view = IntegrationView(integration, rows, expanded=True, sparklines=await _sparklines(rt, rows))
     return renderer().page(request, "_configurations.html", {"session": session, "view": view})
