@@ -643,3 +643,38 @@ def test_the_sources_page_shows_what_each_source_received(
     assert page.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
     shot(page, "sources-800", full_page=True)
     context.close()
+
+
+def test_the_tokens_page_creates_shows_the_value_once_and_revokes(
+    browser: Browser, live: Server, loop_thread: LoopThread
+) -> None:
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    page.goto("/settings")
+    page.get_by_role("link", name="Tokens").click()
+    expect(page.get_by_role("heading", name="Tokens")).to_be_visible()
+    page.get_by_label("Name").fill("ci-deploys")
+    page.get_by_label("Role").select_option("writer")
+    page.get_by_role("button", name="Create token").click()
+    value = page.locator(".token-value").inner_text()
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_contain_text("Writer")
+    status, _ = loop_thread.run(lambda: live.call("GET", "/api/v2/tokens", token=value))
+    assert status == 403  # a real token (a writer may not list tokens), not a made-up string
+    shot(page, "tokens", full_page=True)
+
+    page.reload()  # shown once: a reload neither shows it again nor creates another
+    expect(page.locator(".token-value")).to_have_count(0)
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_have_count(1)
+
+    page.get_by_role("row", name=re.compile("ci-deploys")).get_by_role(
+        "button", name="Revoke"
+    ).click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_have_text("Revoked “ci-deploys”.")
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_have_count(0)
+    status, _ = loop_thread.run(
+        lambda: live.call("GET", "/api/v2/integrations/webhook", token=value)
+    )
+    assert status == 401
+    context.close()

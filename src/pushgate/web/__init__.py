@@ -9,6 +9,7 @@
     /settings/integrations/{key}/{id}/activity       attempts; the old …/errors redirects here
     /settings/integrations/{key}/{id}/resend         resend one event; …/replay resends the failed
     /settings/sources                                event sources (admin tokens)
+    /settings/tokens                                 access tokens: list, create, revoke (admin)
     /static/…                                        one stylesheet, one script
 
 Sessions and CSRF: `session.py`. Templates: `templates/`. docs/ui.md describes the pages.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pushgate.web import activity, editing, pages
+from pushgate.web import activity, editing, pages, tokens
 from pushgate.web.templating import STATIC_DIR
 
 
@@ -28,4 +29,5 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(editing.router)
     app.include_router(activity.router)
+    app.include_router(tokens.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
