@@ -259,9 +259,10 @@ def test_a_configuration_from_sign_in_to_delete(
     page.clock.fast_forward("05:00")
     expect(row.locator("[data-column=last-success]")).to_have_text("10 minutes ago")
 
-    # Most recent error opens the error log: status code, body, local timestamp.
+    # Most recent error opens the Activity page's failures: status code, body, local time.
     row.get_by_role("link", name=re.compile("ago")).click()
-    expect(page.get_by_role("heading", name="Error log")).to_be_visible()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+    expect(page.get_by_label("Outcome")).to_have_value("failure")
     entry = page.get_by_role("row").nth(1)
     expect(entry.get_by_role("cell").nth(0)).to_contain_text(local_time(failed_at))
     expect(entry.get_by_role("cell").nth(1)).to_contain_text("503")
@@ -501,7 +502,7 @@ def test_keyboard_reaches_the_status_table_and_its_menu(
     page.keyboard.press("Enter")
     expect(page.get_by_role("menuitem", name="Edit integration configuration")).to_be_focused()
     page.keyboard.press("ArrowDown")
-    expect(page.get_by_role("menuitem", name="Open error log")).to_be_focused()
+    expect(page.get_by_role("menuitem", name="Open activity")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.get_by_role("menu")).to_be_hidden()
     expect(more).to_be_focused()
