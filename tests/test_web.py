@@ -577,6 +577,22 @@ async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
     assert integrations.one("span", class_="health health-paused").text == "1 paused"
 
 
+async def test_the_configuration_panel_shows_health_pending_and_when_a_pause_ends(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await make_webhook(server, receiver.url)
+    receiver.answer(429, "slow down", {"Retry-After": "600"})
+    await server.call("POST", "/api/v2/events", flag_event("e0"))
+    await server.deliver()
+
+    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/edit")).page
+    line = page.one("p", class_="panel-health")
+    assert line.attrs["data-health"] == "paused"
+    assert line.text.startswith("Paused 1 pending")
+    assert "resumes" in line.text
+    assert line.text.endswith("Activity")  # a link to the configuration's Activity page
+
+
 async def test_resend_failed_deliveries_shows_the_count_asks_and_queues_them(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
