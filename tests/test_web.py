@@ -553,13 +553,19 @@ def test_redirects_after_sign_in_stay_on_this_site(candidate: str, expected: str
 # --- health and resending ---------------------------------------------------------------------
 
 
-async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
-    server: Server, admin: WebClient, receiver: Receiver
-) -> None:
+async def paused_webhook(server: Server, receiver: Receiver) -> dict[str, Any]:
+    """A webhook configuration paused for 600 s by its receiver's Retry-After."""
     created = await make_webhook(server, receiver.url)
     receiver.answer(429, "slow down", {"Retry-After": "600"})
     await server.call("POST", "/api/v2/events", flag_event("e0"))
-    await server.deliver()  # paused for 600 s; what comes next waits
+    await server.deliver()
+    return created
+
+
+async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await paused_webhook(server, receiver)  # what comes next waits
     for number in (1, 2):
         await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
     await server.deliver()
@@ -580,10 +586,7 @@ async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
 async def test_the_configuration_panel_shows_health_pending_and_when_a_pause_ends(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
-    created = await make_webhook(server, receiver.url)
-    receiver.answer(429, "slow down", {"Retry-After": "600"})
-    await server.call("POST", "/api/v2/events", flag_event("e0"))
-    await server.deliver()
+    created = await paused_webhook(server, receiver)
 
     page = (await admin.get(f"{WEBHOOK}/{created['_id']}/edit")).page
     line = page.one("p", class_="panel-health")
