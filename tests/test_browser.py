@@ -259,9 +259,10 @@ def test_a_configuration_from_sign_in_to_delete(
     page.clock.fast_forward("05:00")
     expect(row.locator("[data-column=last-success]")).to_have_text("10 minutes ago")
 
-    # Most recent error opens the error log: status code, body, local timestamp.
+    # Most recent error opens the Activity page's failures: status code, body, local time.
     row.get_by_role("link", name=re.compile("ago")).click()
-    expect(page.get_by_role("heading", name="Error log")).to_be_visible()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+    expect(page.get_by_label("Outcome")).to_have_value("failure")
     entry = page.get_by_role("row").nth(1)
     expect(entry.get_by_role("cell").nth(0)).to_contain_text(local_time(failed_at))
     expect(entry.get_by_role("cell").nth(1)).to_contain_text("503")
@@ -308,7 +309,7 @@ def test_a_configuration_from_sign_in_to_delete(
     context.close()
 
 
-def test_the_error_log_folds_long_bodies_and_names_transport_errors(
+def test_the_old_error_log_link_lands_on_failures_with_folded_bodies_and_transport_errors(
     browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
 ) -> None:
     body = {"name": "Audit feed", "on": True, "config": {"url": receiver.url}}
@@ -334,20 +335,105 @@ def test_the_error_log_folds_long_bodies_and_names_transport_errors(
     page = context.new_page()
     sign_in(page)
     page.goto(f"/settings/integrations/webhook/{created['_id']}/errors")
+    expect(page).to_have_url(re.compile(r"/activity\?outcome=failure$"))
+    expect(page.get_by_label("Outcome")).to_have_value("failure")
     rows = page.get_by_role("row")
     expect(rows).to_have_count(4)
     newest, middle, oldest = rows.nth(1), rows.nth(2), rows.nth(3)
-    expect(newest.get_by_role("cell").nth(1)).to_have_text("No HTTP response")
+    expect(newest.get_by_role("cell").nth(1)).to_contain_text("No HTTP response")
     expect(newest.get_by_role("cell").nth(2)).to_contain_text("Cannot connect")
     expect(middle.get_by_role("cell").nth(1)).to_contain_text("503 Service Unavailable")
     expect(oldest.get_by_role("cell").nth(1)).to_contain_text("422 Unprocessable")
-    full = oldest.locator("details pre")
+    expect(oldest.get_by_role("cell").nth(1)).to_contain_text("Given up (not retried)")
+    expect(middle.get_by_role("cell").nth(1)).to_contain_text("Will retry at")
+    oldest.get_by_text("Request and response").click()
+    answer = oldest.locator(".exchange-response .fold")
+    full = answer.locator("details pre")
     expect(full).to_be_hidden()
-    oldest.get_by_text("Show full body").click()
+    answer.get_by_text("Show full body").click()
     expect(full).to_contain_text('"field": "tags[13]"')
-    expect(oldest.locator(".body-preview")).to_be_hidden()
-    oldest.get_by_text("Show full body").click()
-    shot(page, "error-log", full_page=True)
+    expect(answer.locator(".body-preview")).to_be_hidden()
+    shot(page, "activity-failures", full_page=True)
+    context.close()
+
+
+AUTHORIZATION = "Bearer browser-activity-credential-58x1"
+
+
+def test_the_activity_page_lists_filters_masks_and_resends(
+    browser: Browser, live: Server, receiver: Receiver, loop_thread: LoopThread
+) -> None:
+    config = {"url": receiver.url, "authorization": AUTHORIZATION}
+    body = {"name": "Audit feed", "on": True, "config": config}
+    _, created = loop_thread.run(lambda: live.call("POST", "/api/v2/integrations/webhook", body))
+    answers = {"ok": 200, "slow": 503, "bad": 422}
+    # The receiver echoes the credential it was sent: the page must not show it.
+    receiver.responder = lambda r: (
+        answers[r.json()["_id"]],
+        f"token {r.headers['Authorization']}",
+        {"X-Echo": AUTHORIZATION},
+    )
+
+    async def send(event_id: str) -> None:
+        await live.call("POST", "/api/v2/events", flag_event(event_id))
+        await live.deliver()
+        live.clock.advance(1)
+
+    for event_id in answers:
+        loop_thread.run(lambda e=event_id: send(e))
+
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    page.goto(f"/settings/integrations/webhook/{created['_id']}/activity")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    bad, slow, ok = rows.nth(0), rows.nth(1), rows.nth(2)
+    expect(ok).to_contain_text("Delivered")
+    expect(ok).to_contain_text("200 OK")
+    expect(slow).to_contain_text("Will retry at")
+    expect(bad).to_contain_text("Given up (not retried)")
+    expect(page.get_by_role("columnheader").first).to_have_text("Attempted at")
+
+    # The charts add up to the status counters of this scripted run (1 success, 2 errors).
+    expect(page.locator(".lede")).to_contain_text("1 success and 2 errors in total")
+    for chart in page.locator("svg.chart").all():
+        bars = chart.locator("g").all()
+        assert sum(int(b.get_attribute("data-successes") or 0) for b in bars) == 1
+        assert sum(int(b.get_attribute("data-errors") or 0) for b in bars) == 2
+    expect(page.locator(".chart-sums").first).to_contain_text("1 success · 2 errors · p50")
+
+    bad.get_by_text("Request and response").click()
+    expect(bad.locator(".exchange")).to_contain_text("Authorization")
+    expect(bad.locator(".exchange")).to_contain_text("token ********")
+    assert "browser-activity-credential" not in page.content()
+    shot(page, "activity", full_page=True)
+
+    page.get_by_label("Outcome").select_option("failure")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(2)
+    page.get_by_label("Status code").fill("422")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("bad")
+    page.get_by_role("link", name="Clear filters").click()
+    page.get_by_label("Event id").fill("ok")
+    page.get_by_label("Time range").select_option("1h")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+
+    rows.first.get_by_text("Request and response").click()
+    rows.first.get_by_role("button", name="Resend this event").click()
+    confirm = page.get_by_role("dialog")
+    expect(confirm.get_by_role("heading")).to_have_text("Resend event ok?")
+    expect(confirm).to_contain_text('"_id": "ok"')  # what will be sent
+    confirm.get_by_role("button", name="Resend").click()
+    expect(page.get_by_role("status")).to_have_text("Queued event ok to send again.")
+    loop_thread.run(live.deliver)
+    page.reload()
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Delivered")
+    assert [r.json()["_id"] for r in receiver.requests].count("ok") == 2
     context.close()
 
 
@@ -416,7 +502,7 @@ def test_keyboard_reaches_the_status_table_and_its_menu(
     page.keyboard.press("Enter")
     expect(page.get_by_role("menuitem", name="Edit integration configuration")).to_be_focused()
     page.keyboard.press("ArrowDown")
-    expect(page.get_by_role("menuitem", name="Open error log")).to_be_focused()
+    expect(page.get_by_role("menuitem", name="Open activity")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.get_by_role("menu")).to_be_hidden()
     expect(more).to_be_focused()
@@ -557,4 +643,39 @@ def test_the_sources_page_shows_what_each_source_received(
     expect(row.locator("[data-column=ingest-url]")).to_have_text(source["ingestUrl"])
     assert page.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
     shot(page, "sources-800", full_page=True)
+    context.close()
+
+
+def test_the_tokens_page_creates_shows_the_value_once_and_revokes(
+    browser: Browser, live: Server, loop_thread: LoopThread
+) -> None:
+    context = new_context(browser, live)
+    page = context.new_page()
+    sign_in(page)
+    page.goto("/settings")
+    page.get_by_role("link", name="Tokens").click()
+    expect(page.get_by_role("heading", name="Tokens")).to_be_visible()
+    page.get_by_label("Name").fill("ci-deploys")
+    page.get_by_label("Role").select_option("writer")
+    page.get_by_role("button", name="Create token").click()
+    value = page.locator(".token-value").inner_text()
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_contain_text("Writer")
+    status, _ = loop_thread.run(lambda: live.call("GET", "/api/v2/tokens", token=value))
+    assert status == 403  # a real token (a writer may not list tokens), not a made-up string
+    shot(page, "tokens", full_page=True)
+
+    page.reload()  # shown once: a reload neither shows it again nor creates another
+    expect(page.locator(".token-value")).to_have_count(0)
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_have_count(1)
+
+    page.get_by_role("row", name=re.compile("ci-deploys")).get_by_role(
+        "button", name="Revoke"
+    ).click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_have_text("Revoked “ci-deploys”.")
+    expect(page.get_by_role("row", name=re.compile("ci-deploys"))).to_have_count(0)
+    status, _ = loop_thread.run(
+        lambda: live.call("GET", "/api/v2/integrations/webhook", token=value)
+    )
+    assert status == 401
     context.close()

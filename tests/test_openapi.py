@@ -142,7 +142,7 @@ def test_every_error_answer_is_the_error_body_with_the_statuses_it_can_have() ->
 
 def test_calls_that_need_more_than_a_reader_document_403() -> None:
     readers = {"getSubscriptions", "getSubscriptionByID", "getSubscriptionErrors"}
-    readers.add("getIntegrationManifests")
+    readers |= {"getIntegrationManifests", "getSubscriptionAttempts"}
     for _method, path, operation in operations():
         if path in OPEN:
             continue

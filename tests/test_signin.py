@@ -163,7 +163,7 @@ HTML_PAGES = [
     "/api/docs",
     "/static/favicon.svg",
     "/settings/integrations",
-    "/settings/integrations/nope/000000000000000000000000/errors",  # a problem page (404)
+    "/settings/integrations/nope/000000000000000000000000/activity",  # a problem page (404)
 ]
 
 

@@ -437,9 +437,11 @@ async def test_the_status_table_shows_counts_and_times(
     assert page.one("td", data_column="error-count").text == "1"
     assert page.one("time", data_ts=str(succeeded_at)).text == "2023-11-14 22:13:20 UTC"
     link = page.one("a", class_="error-link")
-    assert link.attrs["href"] == f"{WEBHOOK}/{created['_id']}/errors"
+    assert link.attrs["href"] == f"{WEBHOOK}/{created['_id']}/activity?outcome=failure"
     assert page.one("a", aria_label="Edit").attrs["href"] == f"{WEBHOOK}/{created['_id']}/edit"
     assert page.one("button", aria_label="More actions")
+    spark = page.one("svg", class_="sparkline")  # the last 24 hours: 1 success, 1 error
+    assert spark.attrs["aria-label"] == "Last 24 hours: 1 successes, 1 errors"
 
 
 async def test_the_error_log_lists_errors_newest_first(
@@ -455,10 +457,10 @@ async def test_the_error_log_lists_errors_newest_first(
     await server.call("POST", "/api/v2/events", flag_event("e2"))
     await server.deliver()
 
-    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/errors")).page
+    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/activity")).page
     codes = [e.text for e in page.find("span", class_="status-code")]
     assert codes == ["422", "400"]
-    folded = page.one("div", class_="fold")
+    [folded] = [f for f in page.find("div", class_="fold") if "quota" in f.text]  # the response
     assert "Show full body" in folded.text
     assert '"quota exceeded",' in folded.text  # pretty-printed, one item per line
     times = [e.attrs["data-ts"] for e in page.find("time", data_format="local")]
@@ -489,7 +491,7 @@ async def test_the_error_log_says_what_happened_when_there_was_no_response(
     created = await make_webhook(server, f"http://127.0.0.1:{free_port()}/nothing-listens")
     await server.call("POST", "/api/v2/events", flag_event("e1"))
     await server.deliver()
-    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/errors")).page
+    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/activity")).page
     assert page.one("span", class_="badge").text == "No HTTP response"
     assert page.find("span", class_="status-code") == []
     assert "Connect" in page.one("p", class_="what").text
@@ -499,23 +501,23 @@ async def test_the_error_log_says_what_happened_when_there_was_no_response(
 async def test_the_error_log_pages_back_in_time(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
-    from pushgate.web.pages import ERRORS_PER_PAGE
+    from pushgate.web.activity import ATTEMPTS_PER_PAGE as ERRORS_PER_PAGE
 
     created = await make_webhook(server, receiver.url)
     receiver.default = (400, "no", {})
     for number in range(ERRORS_PER_PAGE + 1):
         await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
     await server.deliver()
-    base = f"{WEBHOOK}/{created['_id']}/errors"
+    base = f"{WEBHOOK}/{created['_id']}/activity"
     first = (await admin.get(base)).page
-    rows = [e for e in first.elements if e.tag == "tr" and "data-entry" in e.attrs]
+    rows = [e for e in first.elements if e.tag == "tr" and "data-attempt" in e.attrs]
     assert len(rows) == ERRORS_PER_PAGE
-    older = first.one("a", href=f"{base}?before={rows[-1].attrs['data-entry']}")
+    older = first.one("a", href=f"{base}?before={rows[-1].attrs['data-attempt']}")
     second = (await admin.get(older.attrs["href"])).page
-    rest = [e for e in second.elements if e.tag == "tr" and "data-entry" in e.attrs]
+    rest = [e for e in second.elements if e.tag == "tr" and "data-attempt" in e.attrs]
     assert len(rest) == 1
-    assert int(rest[0].attrs["data-entry"]) < int(rows[-1].attrs["data-entry"])
-    assert second.one("a", href=base).text == "Newest errors"
+    assert int(rest[0].attrs["data-attempt"]) < int(rows[-1].attrs["data-attempt"])
+    assert second.one("a", href=base).text == "Newest attempts"
 
 
 async def test_an_internal_error_shows_a_page_that_leaks_nothing(
@@ -551,13 +553,19 @@ def test_redirects_after_sign_in_stay_on_this_site(candidate: str, expected: str
 # --- health and resending ---------------------------------------------------------------------
 
 
-async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
-    server: Server, admin: WebClient, receiver: Receiver
-) -> None:
+async def paused_webhook(server: Server, receiver: Receiver) -> dict[str, Any]:
+    """A webhook configuration paused for 600 s by its receiver's Retry-After."""
     created = await make_webhook(server, receiver.url)
     receiver.answer(429, "slow down", {"Retry-After": "600"})
     await server.call("POST", "/api/v2/events", flag_event("e0"))
-    await server.deliver()  # paused for 600 s; what comes next waits
+    await server.deliver()
+    return created
+
+
+async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await paused_webhook(server, receiver)  # what comes next waits
     for number in (1, 2):
         await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
     await server.deliver()
@@ -575,6 +583,19 @@ async def test_the_status_table_shows_health_pending_and_when_a_pause_ends(
     assert integrations.one("span", class_="health health-paused").text == "1 paused"
 
 
+async def test_the_configuration_panel_shows_health_pending_and_when_a_pause_ends(
+    server: Server, admin: WebClient, receiver: Receiver
+) -> None:
+    created = await paused_webhook(server, receiver)
+
+    page = (await admin.get(f"{WEBHOOK}/{created['_id']}/edit")).page
+    line = page.one("p", class_="panel-health")
+    assert line.attrs["data-health"] == "paused"
+    assert line.text.startswith("Paused 1 pending")
+    assert "resumes" in line.text
+    assert line.text.endswith("Activity")  # a link to the configuration's Activity page
+
+
 async def test_resend_failed_deliveries_shows_the_count_asks_and_queues_them(
     server: Server, admin: WebClient, receiver: Receiver
 ) -> None:
@@ -583,13 +604,13 @@ async def test_resend_failed_deliveries_shows_the_count_asks_and_queues_them(
     for number in range(2):
         await server.call("POST", "/api/v2/events", flag_event(f"e{number}"))
     await server.deliver()
-    errors = f"{WEBHOOK}/{created['_id']}/errors"
+    errors = f"{WEBHOOK}/{created['_id']}/activity"
 
     page = (await admin.get(errors)).page
     assert page.one("h2", id="resend-title").text == "Resend 2 failed deliveries?"
     answer = await admin.post(f"{WEBHOOK}/{created['_id']}/replay", {"csrf": page.csrf})
     assert answer.status == 303
-    assert answer.location == errors + "?resent=2"
+    assert answer.location == errors + "?outcome=failure&resent=2"
     shown = (await admin.get(answer.location)).page
     assert shown.one("div", class_="alert alert-success").text == (
         "Queued 2 failed deliveries to send again."
@@ -611,7 +632,7 @@ async def test_resending_needs_a_writer_and_the_csrf_token(
     await server.deliver()
     _, reader = await token(server, Role.READER)
     assert (await web.sign_in(reader)).status == 303
-    errors = f"{WEBHOOK}/{created['_id']}/errors"
+    errors = f"{WEBHOOK}/{created['_id']}/activity"
     page = (await web.get(errors)).page
     assert not page.find("dialog", id="resend")
     answer = await web.post(f"{WEBHOOK}/{created['_id']}/replay", {"csrf": page.csrf})

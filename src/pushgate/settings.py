@@ -241,6 +241,21 @@ class Settings(BaseSettings):
     error_log_size: int = Field(
         default=100, ge=1, le=10_000, description="Error-log entries kept per configuration."
     )
+    attempt_log_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Attempts (successes too, with request and response) kept per configuration for "
+            "the Activity page; up to a tenth more may be held between trims."
+        ),
+    )
+    attempt_body_limit: int = Field(
+        default=4096,
+        ge=0,
+        le=1_048_576,
+        description="Bytes of each request and response body kept with an attempt.",
+    )
     response_body_limit: int = Field(
         default=4096,
         ge=256,

@@ -10,7 +10,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from pushgate.api import configurations, docs, events, manifests, openapi, sources, system, tokens
+from pushgate.api import (
+    attempts,
+    configurations,
+    docs,
+    events,
+    manifests,
+    openapi,
+    sources,
+    system,
+    tokens,
+)
 from pushgate.api.failures import FailureMiddleware
 from pushgate.errors import RateLimited, RequestError
 
@@ -103,7 +113,7 @@ def install(app: FastAPI) -> None:
     # Anything else that raises: 503 when the database is away, else 500 (failures.py).
     app.add_middleware(FailureMiddleware)
     app.router.routes.append(events.intake)  # before the routers below: see events.py
-    for module in (configurations, events, sources, manifests, tokens, system, docs):
+    for module in (configurations, attempts, events, sources, manifests, tokens, system, docs):
         app.include_router(module.router)
     app.include_router(sources.ingest_router)
     app.openapi_tags = TAGS

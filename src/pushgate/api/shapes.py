@@ -19,6 +19,7 @@ from pushgate.api.openapi import Shape, request_body
 # The values of the domain's enums (tests/test_openapi.py holds them equal), as `Literal`s so
 # that the description lists them.
 HealthName = Literal["healthy", "failing", "paused", "off"]
+AttemptOutcome = Literal["success", "failure"]
 RoleName = Literal["reader", "writer", "admin"]
 SourceKindName = Literal["launchdarkly-webhook", "standard-webhooks"]
 
@@ -149,6 +150,52 @@ class ErrorLog(Shape):
     links: PageLinks = Field(alias="_links")
     items: list[ErrorLogEntry]
     totalCount: int = Field(description="Every error ever counted (`_status.errorCount`)")
+
+
+class AttemptRequest(Shape):
+    """The request an attempt sent, as kept: no credentials, secrets masked."""
+
+    method: str
+    url: str = Field(description="No user, password or query; a path holding a secret is `…`")
+    headers: dict[str, str] = Field(description="Credential headers and secrets `********`")
+    body: str
+    truncated: bool = Field(description="The body was cut at `PUSHGATE_ATTEMPT_BODY_LIMIT`")
+
+
+class AttemptResponse(Shape):
+    """The receiver's answer to an attempt, as kept (secrets masked)."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    truncated: bool
+
+
+class AttemptEntry(Shape):
+    """One attempt of one delivery, a success or a failure."""
+
+    id: int = Field(description="Pass it as `before` for the next page")
+    timestamp: int = Field(description=f"When the attempt ended, {UNIX_MS}")
+    eventId: str
+    attempt: int = Field(description="1 for the first try of the delivery")
+    outcome: AttemptOutcome
+    statusCode: int | None = Field(None, description="Absent when there was no HTTP answer")
+    durationMs: int
+    willRetry: bool = Field(description="False after a failure: given up (not retried)")
+    nextAt: int | None = Field(
+        None, description=f"When the retry is due, {UNIX_MS}; absent while held by the breaker"
+    )
+    error: str | None = Field(None, description="What happened, beyond the status code")
+    hint: str | None = Field(None, description="What to check, after a failure")
+    request: AttemptRequest | None = Field(None, description="With `expand=detail`")
+    response: AttemptResponse | None = Field(None, description="With `expand=detail`")
+
+
+class AttemptLog(Shape):
+    """A page of a configuration's attempts, newest first."""
+
+    links: PageLinks = Field(alias="_links")
+    items: list[AttemptEntry]
 
 
 class ValidationPost(Shape):

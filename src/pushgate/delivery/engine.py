@@ -55,6 +55,7 @@ class Attempt:
     host: str | None
     seconds: float
     response: InboundResponse | None = None  # masked; validation reports it on success
+    request: OutboundRequest | None = None  # as built (unmasked): the attempt log masks it
 
 
 class Engine:
@@ -115,9 +116,10 @@ class Engine:
         extra: Mapping[str, str] = {}
         host: str | None = None
         response: InboundResponse | None = None
+        request: OutboundRequest | None = None
 
         def done(failure: DeliveryError | None) -> Attempt:
-            return Attempt(failure, host, time.perf_counter() - started, response)
+            return Attempt(failure, host, time.perf_counter() - started, response, request)
 
         try:
             context = self.context(payload)

@@ -29,6 +29,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -43,10 +44,13 @@ from pushgate.delivery.scheduler import Scheduler
 from pushgate.delivery.targets import Targets
 from pushgate.domain import DeliveryState
 from pushgate.errors import DeliveryError, DeliverySkipped, RetryableDeliveryError
+from pushgate.exchanges import capture
 from pushgate.logs import Outage
+from pushgate.masking import redactor
 from pushgate.retry import RetryAction, RetryPolicy
 from pushgate.settings import Settings
 from pushgate.store import Claimed, Failure, Recorded, Result, describe, is_unavailable
+from pushgate.store.attempts import Trace
 
 log = structlog.get_logger("pushgate.delivery")
 
@@ -125,6 +129,7 @@ class Worker:
         # A success is logged only at debug level: at thousands a second, binding and writing
         # a line each would cost more than the attempt. Decided once, not per delivery.
         self._log_successes = settings.log_level == "debug"
+        self._body_limit = settings.attempt_body_limit
         self._batch = settings.claim_batch_size
         self._window = 2 * settings.claim_batch_size
         self._held_bytes = settings.worker_held_bytes
@@ -544,7 +549,8 @@ class Worker:
         integration = target.integration.key if target.integration else "unknown"
         if attempted.failure is None:
             metrics.attempted(integration, "success", attempted.seconds)
-            self._add(self._result(delivery, DeliveryState.SUCCEEDED))
+            trace = self._trace(attempted, target.secrets)
+            self._add(replace(self._result(delivery, DeliveryState.SUCCEEDED), trace=trace))
             if self._log_successes:
                 _logger(delivery).debug(
                     "delivery.succeeded",
@@ -556,7 +562,19 @@ class Worker:
         bound = _logger(delivery).bind(
             integration=integration, host=attempted.host, duration_ms=_ms(attempted.seconds)
         )
-        self._failed_attempt(delivery, attempted.failure, attempted.seconds, integration, bound)
+        trace = self._trace(attempted, target.secrets)
+        self._failed_attempt(
+            delivery, attempted.failure, attempted.seconds, integration, bound, trace
+        )
+
+    def _trace(self, attempted: Attempt, secrets: tuple[str, ...]) -> Trace:
+        """What the attempt log keeps of an attempt: masked with the target's redactor."""
+        response = attempted.response
+        return Trace(
+            duration_ms=round(attempted.seconds * 1000),
+            status_code=None if response is None else response.status,
+            detail=capture(attempted.request, response, redactor(secrets), limit=self._body_limit),
+        )
 
     def _failed_attempt(
         self,
@@ -565,6 +583,7 @@ class Worker:
         seconds: float,
         integration: str,
         bound: Any,
+        trace: Trace,
     ) -> None:
         decision = self._retry.decide(failure, delivery.attempt, self._rand)
         retrying = decision.action is RetryAction.RETRY
@@ -593,6 +612,7 @@ class Worker:
                 next_at=now + int(decision.delay * 1000) if retrying else None,
                 failure=record,
                 probe=delivery.probe,
+                trace=trace,
             )
         )
         bound.warning(

@@ -86,6 +86,7 @@ class Store:
             engine,
             self._transactions,
             error_log_size=settings.error_log_size,
+            attempt_log_size=settings.attempt_log_size,
             status_shard=status_shard,
             listener=listener,
         )

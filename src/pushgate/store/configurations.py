@@ -14,7 +14,9 @@ from pushgate.breaker import Breaker
 from pushgate.domain import TURNED_OFF, DeliveryState
 from pushgate.errors import Conflict, NotFound
 from pushgate.limits import STORED_ID
+from pushgate.store.attempts import AttemptFilter, AttemptRow, read_attempts
 from pushgate.store.database import Transactions
+from pushgate.store.rollup import Interval, read_intervals
 from pushgate.store.status import (
     ErrorEntry,
     Health,
@@ -291,3 +293,29 @@ class ConfigurationStore:
         """The error log, newest first; `before` is the last id of the previous page."""
         async with self._engine.connect() as conn:
             return await read_errors(conn, configuration_id, limit=limit, before=before)
+
+    async def attempts(
+        self,
+        configuration_id: str,
+        wanted: AttemptFilter,
+        *,
+        limit: int,
+        before: int | None = None,
+        detail: bool = False,
+    ) -> list[AttemptRow]:
+        """The attempt log, newest first, filtered; `before` is the last id of the previous
+        page; `detail` adds each attempt's request and response."""
+        async with self._engine.connect() as conn:
+            return await read_attempts(
+                conn, configuration_id, wanted, limit=limit, before=before, detail=detail
+            )
+
+    async def activity(
+        self, configuration_id: str, *, now: int, size_ms: int, count: int
+    ) -> list[Interval]:
+        """Successes, errors and latency of the last `count` intervals of `size_ms` (an hour
+        or a day), oldest first, from the hourly rollup."""
+        async with self._engine.connect() as conn:
+            return await read_intervals(
+                conn, configuration_id, now=now, size_ms=size_ms, count=count
+            )

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
 from pushgate.domain import DeliveryState
 from pushgate.events import StoredEntry
+from pushgate.store.attempts import FAILURE, SUCCESS, AttemptRow, AttemptWriter, Trace
 from pushgate.store.database import Transactions, dialect_insert
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
@@ -135,6 +136,7 @@ class Result:
     next_at: int | None = None
     failure: Failure | None = None
     probe: bool = False
+    trace: Trace | None = None  # what the attempt log keeps; None: not logged
 
     def outcome(self) -> Outcome | None:
         """This attempt as the breaker sees it; None when no attempt was made (cancelled,
@@ -197,6 +199,7 @@ class DeliveryStore:
         transactions: Transactions,
         *,
         error_log_size: int,
+        attempt_log_size: int = 1000,
         status_shard: int = 0,
         listener: Listener | None = None,
     ) -> None:
@@ -208,6 +211,7 @@ class DeliveryStore:
         self._status = StatusWriter(
             dialect=self._dialect, shard=status_shard, error_log_size=error_log_size
         )
+        self._attempts = AttemptWriter(dialect=self._dialect, size=attempt_log_size)
 
     async def enqueue(
         self, batch: Sequence[NewEvent], *, now: int, matched: Mapping[str, int] | None = None
@@ -476,10 +480,19 @@ class DeliveryStore:
         failures = [r for r in results if r.failure is not None]
         others = {r.configuration_id for r in succeeded} - locked
         existing = locked | self._status.existing(conn, others)
+        counted_successes = [r for r in succeeded if r.configuration_id in existing]
+        counted_failures = [r for r in failures if r.configuration_id in locked]
         self._status.count(
             conn,
-            [_counted(r) for r in succeeded if r.configuration_id in existing],
-            [_counted(r) for r in failures if r.configuration_id in locked],
+            [_counted(r) for r in counted_successes],
+            [_counted(r) for r in counted_failures],
+        )
+        self._attempts.write(
+            conn,
+            sorted(
+                (_logged(r) for r in (*counted_successes, *counted_failures) if r.trace),
+                key=lambda row: row.at,
+            ),
         )
         return Recorded(changes, [r.configuration_id for r in given_up])
 
@@ -630,25 +643,33 @@ class DeliveryStore:
             if dry_run:
                 return list(conn.execute(select(deliveries.c.id).where(*matching)).scalars())
             return sorted(
-                conn.execute(
-                    update(deliveries)
-                    .where(*matching)
-                    .values(
-                        state=DeliveryState.PENDING.value,
-                        attempts=0,
-                        available_at=now,
-                        lease_owner=None,
-                        completed_at=None,
-                    )
-                    .returning(deliveries.c.id)
-                ).scalars()
+                conn.execute(_requeue(now).where(*matching).returning(deliveries.c.id)).scalars()
             )
 
         ids = await self._tx.run(work)
-        if ids and not dry_run and self._listener is not None:
+        if ids and not dry_run:
+            await self._wake_others()
+        return ids
+
+    async def resend(self, configuration_id: str, event_id: str, *, now: int) -> bool:
+        """Queue one finished delivery (succeeded or failed) again, with a fresh retry
+        schedule; False when there is none to resend (pending already, or pruned)."""
+        finished = (DeliveryState.SUCCEEDED.value, DeliveryState.FAILED.value)
+        statement = _requeue(now).where(
+            deliveries.c.configuration_id == configuration_id,
+            deliveries.c.event_id == event_id,
+            deliveries.c.state.in_(finished),
+        )
+        count: int = await self._tx.run(lambda conn: conn.execute(statement).rowcount)
+        if count:
+            await self._wake_others()
+        return bool(count)
+
+    async def _wake_others(self) -> None:
+        """Tell the workers of other processes (PostgreSQL) that deliveries are due."""
+        if self._listener is not None:
             async with self._engine.begin() as conn:
                 await self._notify(conn)
-        return ids
 
     async def states(self, delivery_ids: Sequence[int]) -> dict[DeliveryState, int]:
         """How many of these deliveries are in each state (a replay's progress)."""
@@ -749,6 +770,17 @@ class DeliveryStore:
 
 # Ids per `IN (…)` list when a caller may pass very many (SQLite's variable limit is 32,766).
 IDS_PER_QUERY = 10_000
+
+
+def _requeue(now: int) -> Any:
+    """The update that makes deliveries due again, as if new (`where` to be added)."""
+    return update(deliveries).values(
+        state=DeliveryState.PENDING.value,
+        attempts=0,
+        available_at=now,
+        lease_owner=None,
+        completed_at=None,
+    )
 
 
 def _due(configuration_id: str, now: int, limit: int, *, skip: int = 0) -> Any:
@@ -964,4 +996,24 @@ def _counted(r: Result) -> Counted:
         r.at,
         failure=r.failure,
         will_retry=r.state is DeliveryState.PENDING,
+        duration_ms=None if r.trace is None else r.trace.duration_ms,
+    )
+
+
+def _logged(r: Result) -> AttemptRow:
+    assert r.trace is not None
+    failure = r.failure
+    return AttemptRow(
+        configuration_id=r.configuration_id,
+        event_id=r.event_id,
+        attempt=r.attempt,
+        at=r.at,
+        outcome=SUCCESS if failure is None else FAILURE,
+        status_code=r.trace.status_code if failure is None else failure.status_code,
+        duration_ms=r.trace.duration_ms,
+        will_retry=r.state is DeliveryState.PENDING,
+        next_at=r.next_at if r.state is DeliveryState.PENDING else None,
+        error=None if failure is None else failure.error,
+        hint=None if failure is None else failure.hint,
+        detail=r.trace.detail,
     )

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pushgate.breaker import Breaker
 from pushgate.domain import DeliveryState
 from pushgate.store.database import dialect_insert
+from pushgate.store.rollup import add_hours
 from pushgate.store.tables import (
     configuration_health,
     configuration_status,
@@ -80,6 +81,7 @@ class Counted:
     at: int
     failure: Any = None  # deliveries.Failure; typed loosely to keep this module below it
     will_retry: bool = False
+    duration_ms: int | None = None  # None: not timed (the attempt log's trace was absent)
 
 
 # The counters' upsert on SQLite's bare driver (it runs on every recording transaction).
@@ -240,6 +242,12 @@ class StatusWriter:
             )  # fmt: skip
         else:
             self._count_rows(conn, rows)
+        add_hours(
+            conn,
+            self._shard,
+            [(c.configuration_id, c.at, True, c.duration_ms) for c in successes]
+            + [(c.configuration_id, c.at, False, c.duration_ms) for c in failures],
+        )
         if failures:
             conn.execute(
                 error_log.insert(),

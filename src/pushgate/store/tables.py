@@ -110,6 +110,53 @@ error_log = Table(
     Index("ix_error_log_configuration_id_id", "configuration_id", "id"),
 )
 
+# The most recent attempts of each configuration, successes too (store/attempts.py), trimmed
+# to `attempt_log_size`; `detail` is the request and response as JSON, secrets masked.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("will_retry", Boolean, nullable=False),
+    Column("next_at", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("hint", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_attempts_configuration_id_id", "configuration_id", "id"),
+)
+
+# Upper bounds (ms) of the latency histogram's buckets; one more bucket holds what is slower.
+LATENCY_BOUNDS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+# Per configuration and UTC hour: successes, errors, latency histogram (store/rollup.py), in
+# shards like configuration_status (summed on read).
+activity_hours = Table(
+    "activity_hours",
+    metadata,
+    Column(
+        "configuration_id",
+        String(24),
+        ForeignKey("configurations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("hour", BigInteger, primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
+    Column("successes", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    *(Column(f"lat_{i}", BigInteger, nullable=False) for i in range(len(LATENCY_BOUNDS_MS) + 1)),
+)
+
 events = Table(
     "events",
     metadata,

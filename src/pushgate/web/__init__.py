@@ -6,8 +6,10 @@
     /settings/integrations/{key}/new                 the Add configuration panel
     /settings/integrations/{key}/{id}/edit           the Edit configuration panel
     /settings/integrations/{key}[/{id}]/validate     Validate Connection (from the page's script)
-    /settings/integrations/{key}/{id}/errors         a configuration's error log
+    /settings/integrations/{key}/{id}/activity       attempts; the old …/errors redirects here
+    /settings/integrations/{key}/{id}/resend         resend one event; …/replay resends the failed
     /settings/sources                                event sources (admin tokens)
+    /settings/tokens                                 access tokens: list, create, revoke (admin)
     /static/…                                        one stylesheet, one script
 
 Sessions and CSRF: `session.py`. Templates: `templates/`. docs/ui.md describes the pages.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pushgate.web import editing, pages
+from pushgate.web import activity, editing, pages, tokens
 from pushgate.web.templating import STATIC_DIR
 
 
@@ -26,4 +28,6 @@ def install(app: FastAPI) -> None:
     """Register the UI's routes and static files on `app`."""
     app.include_router(pages.router)
     app.include_router(editing.router)
+    app.include_router(activity.router)
+    app.include_router(tokens.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

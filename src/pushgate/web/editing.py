@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from pushgate import configurations
 from pushgate.api.deps import RuntimeDep
-from pushgate.configurations import configuration_json, open_config
+from pushgate.configurations import HealthView, configuration_json, health_of, open_config
 from pushgate.errors import Conflict, InvalidRequest
 from pushgate.integrations.base import Integration, IntegrationConfig, is_masked
 from pushgate.policy import parse_statements
@@ -49,6 +49,7 @@ class Panel:
     stored_secrets: frozenset[str] = frozenset()
     errors: dict[str, str] = field(default_factory=dict)
     form_errors: list[str] = field(default_factory=list)
+    health: HealthView | None = None  # a saved configuration's, shown at the top
 
     @property
     def heading(self) -> str:
@@ -80,7 +81,7 @@ def _saved_panel(rt: Runtime, integration: Integration[Any], row: ConfigurationR
     fields = integration.form()
     secrets = {key for key, value in representation["config"].items() if is_masked(value)}
     form = ConfigurationForm.saved(fields, representation, row.version)
-    return Panel(integration, fields, form, row.id, frozenset(secrets))
+    return Panel(integration, fields, form, row.id, frozenset(secrets), health=health_of(row))
 
 
 def _check(panel: Panel, stored: IntegrationConfig | None) -> tuple[dict[str, Any], Panel]:
@@ -267,4 +268,6 @@ async def resend_failed(
     result = await replay(rt.store, row.id, ReplayWindow(), now=rt.clock())
     if result.queued:
         rt.wake_worker()
-    return see_other(f"{INTEGRATIONS}/{integration_key}/{row.id}/errors?resent={result.queued}")
+    return see_other(
+        f"{INTEGRATIONS}/{integration_key}/{row.id}/activity?outcome=failure&resent={result.queued}"
+    )

@@ -1,12 +1,13 @@
-"""Pages to read: sign in and out, Organization settings, Integrations, the error log."""
+"""Pages to read: sign in and out, Organization settings, Integrations (Activity: activity.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from pushgate import sources
 from pushgate.api.deps import RuntimeDep, client_address
@@ -15,10 +16,10 @@ from pushgate.configurations import health_of
 from pushgate.domain import HealthState
 from pushgate.errors import Forbidden, RateLimited
 from pushgate.integrations.base import Integration
-from pushgate.limits import MAX_ROW_ID
-from pushgate.replay import ReplayWindow, replay
 from pushgate.runtime import Runtime
 from pushgate.store import ConfigurationRow
+from pushgate.store.rollup import HOUR_MS, combined
+from pushgate.web import charts
 from pushgate.web.routing import WebRoute, local_path, see_other
 from pushgate.web.session import (
     CSRF_FIELD,
@@ -38,8 +39,6 @@ from pushgate.web.templating import renderer
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 INTEGRATIONS = "/settings/integrations"
 SOURCES = "/settings/sources"
-# Error-log entries per page; the store keeps PUSHGATE_ERROR_LOG_SIZE (100 by default).
-ERRORS_PER_PAGE = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +48,7 @@ class IntegrationView:
     integration: Integration[Any]
     rows: list[ConfigurationRow]
     expanded: bool
+    sparklines: dict[str, Markup] = field(default_factory=dict)  # by configuration id
 
     def troubled(self) -> dict[str, int]:
         """How many of its configurations are paused, off or failing (shown on the row)."""
@@ -58,6 +58,19 @@ class IntegrationView:
             for state in (HealthState.PAUSED, HealthState.OFF, HealthState.FAILING)
             if state in states
         }
+
+
+async def _sparklines(rt: Runtime, rows: list[ConfigurationRow]) -> dict[str, Markup]:
+    """Each configuration's last 24 hours, by hour, drawn small for its status-table row."""
+    drawn = {}
+    for row in rows:
+        hours = await rt.store.configurations.activity(
+            row.id, now=rt.clock(), size_ms=HOUR_MS, count=24
+        )
+        total = combined(hours)
+        label = f"Last 24 hours: {total.successes:,} successes, {total.errors:,} errors"
+        drawn[row.id] = charts.sparkline(hours, label=label)
+    return drawn
 
 
 def _login_page(
@@ -178,7 +191,12 @@ async def integrations_page(
     for row in await rt.store.configurations.all():
         by_key.setdefault(row.integration_key, []).append(row)
     views = [
-        IntegrationView(integration, by_key.get(integration.key, []), integration.key == expanded)
+        IntegrationView(
+            integration,
+            rows := by_key.get(integration.key, []),
+            integration.key == expanded,
+            await _sparklines(rt, rows) if integration.key == expanded else {},
+        )
         for integration in rt.catalog
     ]
     context = {"session": session, "views": views, "panel": panel, "flash": flash}
@@ -214,38 +232,5 @@ async def status_table(
     """The status table of one integration's configurations (fetched when expanded)."""
     integration = rt.catalog.get(integration_key)
     rows = await rt.store.configurations.all(integration_key)
-    view = IntegrationView(integration, rows, expanded=True)
+    view = IntegrationView(integration, rows, expanded=True, sparklines=await _sparklines(rt, rows))
     return renderer().page(request, "_configurations.html", {"session": session, "view": view})
-
-
-@router.get(INTEGRATIONS + "/{integration_key}/{configuration_id}/errors")
-async def error_log(
-    request: Request,
-    integration_key: str,
-    configuration_id: str,
-    session: SessionDep,
-    rt: RuntimeDep,
-    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
-    resent: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID)] = None,
-) -> Response:
-    """A configuration's most recent errors, newest first, a page at a time; with "Resend
-    failed deliveries" (it shows how many first). `resent` is set by that action's redirect."""
-    integration = rt.catalog.get(integration_key)
-    row = await rt.store.configurations.get(integration_key, configuration_id)
-    entries = await rt.store.configurations.errors(row.id, limit=ERRORS_PER_PAGE, before=before)
-    older = entries[-1].id if len(entries) == ERRORS_PER_PAGE else None
-    failed = await replay(rt.store, row.id, ReplayWindow(dry_run=True), now=rt.clock())
-    flash = None
-    if resent is not None:
-        flash = f"Queued {resent:,} failed deliver{'y' if resent == 1 else 'ies'} to send again."
-    context = {
-        "session": session,
-        "integration": integration,
-        "row": row,
-        "entries": entries,
-        "older": older,
-        "paged": before is not None,
-        "failed": failed.matched,
-        "flash": flash,
-    }
-    return renderer().page(request, "errors.html", context)
