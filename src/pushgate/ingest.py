@@ -22,6 +22,7 @@ from typing import Any
 from pushgate.clock import Clock
 from pushgate.events import accesses_of, parse_batch
 from pushgate.limits import DEFAULT_EVENT_SIZE_LIMIT
+from pushgate.logs import Outage
 from pushgate.policy import Statement, is_allowed, parse_statements
 from pushgate.store import ConfigurationsChanged, NewEvent, Store
 
@@ -82,9 +83,11 @@ class Policies:
 class Ingestor:
     """Commits the events of concurrent requests together (see the module's docstring)."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *, outage: Outage | None = None) -> None:
         self._store = store
         self._clock = clock
+        # A commit that went through proves the database is back (no ping needed).
+        self._outage = outage or Outage()
         self._policies = Policies()
         self._waiting: collections.deque[_Request] = collections.deque()
         self._committing: asyncio.Task[None] | None = None
@@ -138,6 +141,7 @@ class Ingestor:
                 if not request.answer.done():
                     request.answer.set_exception(error)
             return
+        self._outage.succeeded()
         for request in requests:
             new = [e for e in request.events if e.id in accepted]
             if not request.answer.done():  # a client that went away is not answered

@@ -60,7 +60,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.clock)
-        self.ingestor = Ingestor(self.services.store, self.clock)
+        self.ingestor = Ingestor(self.services.store, self.clock, outage=self.outage)
         self.gauges = Gauges(
             self.store.backlog.measure,
             integrations=(integration.key for integration in self.catalog),
