@@ -70,6 +70,31 @@ async def test_successes_and_failures_are_both_listed_newest_first(
     assert all("request" not in i for i in items)  # detail only when expanded
 
 
+async def test_successes_past_the_sample_rate_are_counted_but_not_logged(
+    settings_factory: Callable[..., Settings], receiver: Receiver
+) -> None:
+    settings = settings_factory(attempt_log_successes=0, retry_schedule="")
+    uv, task, url = await start_server(settings, ManualClock())
+    try:
+        async with aiohttp.ClientSession() as session:
+            server = Server(url, runtime_of(uv), ManualClock(), session)
+            cid = await hook(server, receiver)
+            receiver.responder = lambda r: (
+                (500, "", {}) if r.json()["_id"] == "x" else (200, "", {})
+            )
+            await send(server, "a", "b", "c", "x")
+
+            assert [(i["eventId"], i["outcome"]) for i in await attempts(server, cid)] == [
+                ("x", "failure")
+            ]
+            status, got = await server.call("GET", f"{HOOK}/{cid}")
+            assert status == 200
+            assert (got["_status"]["successCount"], got["_status"]["errorCount"]) == (3, 1)
+    finally:
+        uv.should_exit = True
+        await task
+
+
 async def test_filters_select_by_outcome_status_code_event_and_time(
     small_server: Server, receiver: Receiver
 ) -> None:

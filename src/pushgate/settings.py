@@ -250,6 +250,17 @@ class Settings(BaseSettings):
             "the Activity page; up to a tenth more may be held between trims."
         ),
     )
+    attempt_log_successes: float = Field(
+        default=10.0,
+        ge=0,
+        le=100_000,
+        description=(
+            "Successful attempts per second per configuration that the attempt log keeps with "
+            "their request and response, after a burst of 100 (each worker process on its "
+            "own); every failure is kept, and the counters and charts count every attempt. "
+            "0 keeps no successes."
+        ),
+    )
     attempt_body_limit: int = Field(
         default=4096,
         ge=0,

@@ -29,7 +29,6 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -40,10 +39,11 @@ from pushgate.clock import Clock
 from pushgate.configurations import Services
 from pushgate.delivery.engine import Attempt, Engine
 from pushgate.delivery.outcomes import Outcomes
+from pushgate.delivery.sampling import SuccessSample
 from pushgate.delivery.scheduler import Scheduler
 from pushgate.delivery.targets import Targets
 from pushgate.domain import DeliveryState
-from pushgate.errors import DeliveryError, DeliverySkipped, RetryableDeliveryError
+from pushgate.errors import DeliverySkipped, RetryableDeliveryError
 from pushgate.exchanges import capture
 from pushgate.logs import Outage
 from pushgate.masking import redactor
@@ -56,6 +56,8 @@ log = structlog.get_logger("pushgate.delivery")
 
 # Record outcomes at least this often (seconds) while attempts keep finishing one by one.
 FLUSH_INTERVAL = 0.05
+# Successes the attempt log keeps at once before its per-second rate applies (sampling.py).
+SAMPLE_BURST = 100
 # Leases are renewed this many times per lease period: one late or failed renewal is harmless.
 RENEWALS_PER_LEASE = 3
 # An attempt without an answer after this many seconds stops taking a worker slot: it only
@@ -130,6 +132,7 @@ class Worker:
         # a line each would cost more than the attempt. Decided once, not per delivery.
         self._log_successes = settings.log_level == "debug"
         self._body_limit = settings.attempt_body_limit
+        self._sample = SuccessSample(settings.attempt_log_successes, burst=SAMPLE_BURST)
         self._batch = settings.claim_batch_size
         self._window = 2 * settings.claim_batch_size
         self._held_bytes = settings.worker_held_bytes
@@ -549,8 +552,15 @@ class Worker:
         integration = target.integration.key if target.integration else "unknown"
         if attempted.failure is None:
             metrics.attempted(integration, "success", attempted.seconds)
-            trace = self._trace(attempted, target.secrets)
-            self._add(replace(self._result(delivery, DeliveryState.SUCCEEDED), trace=trace))
+            kept = self._sample.keep(delivery.configuration_id)
+            self._add(
+                self._result(
+                    delivery,
+                    DeliveryState.SUCCEEDED,
+                    duration_ms=round(attempted.seconds * 1000),
+                    trace=self._trace(attempted, target.secrets) if kept else None,
+                )
+            )
             if self._log_successes:
                 _logger(delivery).debug(
                     "delivery.succeeded",
@@ -562,16 +572,14 @@ class Worker:
         bound = _logger(delivery).bind(
             integration=integration, host=attempted.host, duration_ms=_ms(attempted.seconds)
         )
-        trace = self._trace(attempted, target.secrets)
         self._failed_attempt(
-            delivery, attempted.failure, attempted.seconds, integration, bound, trace
+            delivery, attempted, integration, bound, self._trace(attempted, target.secrets)
         )
 
     def _trace(self, attempted: Attempt, secrets: tuple[str, ...]) -> Trace:
         """What the attempt log keeps of an attempt: masked with the target's redactor."""
         response = attempted.response
         return Trace(
-            duration_ms=round(attempted.seconds * 1000),
             status_code=None if response is None else response.status,
             detail=capture(attempted.request, response, redactor(secrets), limit=self._body_limit),
         )
@@ -579,15 +587,16 @@ class Worker:
     def _failed_attempt(
         self,
         delivery: Claimed,
-        failure: DeliveryError,
-        seconds: float,
+        attempted: Attempt,
         integration: str,
         bound: Any,
         trace: Trace,
     ) -> None:
+        failure = attempted.failure
+        assert failure is not None
         decision = self._retry.decide(failure, delivery.attempt, self._rand)
         retrying = decision.action is RetryAction.RETRY
-        metrics.attempted(integration, "retry" if retrying else "failed", seconds)
+        metrics.attempted(integration, "retry" if retrying else "failed", attempted.seconds)
         now = self._clock()
         record = Failure(
             status_code=failure.status_code,
@@ -602,16 +611,13 @@ class Worker:
             retry_after=failure.retry_after,
         )
         self._add(
-            Result(
-                delivery.id,
-                delivery.configuration_id,
-                delivery.event_id,
-                delivery.attempt,
-                now,
+            self._result(
+                delivery,
                 DeliveryState.PENDING if retrying else DeliveryState.FAILED,
+                at=now,
                 next_at=now + int(decision.delay * 1000) if retrying else None,
                 failure=record,
-                probe=delivery.probe,
+                duration_ms=round(attempted.seconds * 1000),
                 trace=trace,
             )
         )
@@ -645,15 +651,29 @@ class Worker:
         else:
             self._local.pop(cid, None)
 
-    def _result(self, delivery: Claimed, state: DeliveryState) -> Result:
+    def _result(
+        self,
+        delivery: Claimed,
+        state: DeliveryState,
+        *,
+        at: int | None = None,
+        next_at: int | None = None,
+        failure: Failure | None = None,
+        duration_ms: int | None = None,
+        trace: Trace | None = None,
+    ) -> Result:
         return Result(
             delivery.id,
             delivery.configuration_id,
             delivery.event_id,
             delivery.attempt,
-            self._clock(),
+            self._clock() if at is None else at,
             state,
+            next_at=next_at,
+            failure=failure,
             probe=delivery.probe,
+            duration_ms=duration_ms,
+            trace=trace,
         )
 
 

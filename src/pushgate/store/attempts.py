@@ -50,10 +50,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """What the attempt log keeps of an attempt beyond its outcome: how long it took, the
-    status code that came back (None: no answer) and the request and response (JSON, masked)."""
+    """What the attempt log keeps of an attempt beyond its outcome and duration: the status
+    code that came back (None: no answer) and the request and response (JSON, masked)."""
 
-    duration_ms: int
     status_code: int | None = None
     detail: str | None = None
 

@@ -136,6 +136,7 @@ class Result:
     next_at: int | None = None
     failure: Failure | None = None
     probe: bool = False
+    duration_ms: int | None = None  # how long the attempt took; None: none was made
     trace: Trace | None = None  # what the attempt log keeps; None: not logged
 
     def outcome(self) -> Outcome | None:
@@ -996,7 +997,7 @@ def _counted(r: Result) -> Counted:
         r.at,
         failure=r.failure,
         will_retry=r.state is DeliveryState.PENDING,
-        duration_ms=None if r.trace is None else r.trace.duration_ms,
+        duration_ms=r.duration_ms,
     )
 
 
@@ -1010,7 +1011,7 @@ def _logged(r: Result) -> AttemptRow:
         at=r.at,
         outcome=SUCCESS if failure is None else FAILURE,
         status_code=r.trace.status_code if failure is None else failure.status_code,
-        duration_ms=r.trace.duration_ms,
+        duration_ms=r.duration_ms or 0,
         will_retry=r.state is DeliveryState.PENDING,
         next_at=r.next_at if r.state is DeliveryState.PENDING else None,
         error=None if failure is None else failure.error,

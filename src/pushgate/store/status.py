@@ -81,7 +81,7 @@ class Counted:
     at: int
     failure: Any = None  # deliveries.Failure; typed loosely to keep this module below it
     will_retry: bool = False
-    duration_ms: int | None = None  # None: not timed (the attempt log's trace was absent)
+    duration_ms: int | None = None  # None: no attempt was timed
 
 
 # The counters' upsert on SQLite's bare driver (it runs on every recording transaction).
