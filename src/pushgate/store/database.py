@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import fcntl
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,7 +138,9 @@ def _tune_sqlite(
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can then not
         # fail half-way when another connection wrote in between (SQLITE_BUSY_SNAPSHOT).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # `Transactions` may have begun it on the driver already.
+        if not getattr(connection.connection.dbapi_connection, "in_transaction", False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -187,9 +190,12 @@ class Transactions:
 
     On SQLite a unit of work runs on the event loop's own thread, on a plain pysqlite
     connection that does not wait for locks: a transaction of the hot path takes a
-    millisecond or two of CPU, which the process spends anyway. In a thread it was several
-    times slower under load: each of the driver's many short GIL releases inside a transaction
-    can wait a whole switch interval (5 ms) for the busy event loop to give the GIL back. When
+    millisecond or two of CPU, which the process spends anyway. That connection stays checked
+    out, and its transactions begin and commit on the driver itself: SQLAlchemy's checkout,
+    reset and transaction events cost more than the commit of a single event did. In a thread
+    it was several times slower under load: each of the driver's many short GIL releases
+    inside a transaction can wait a whole switch interval (5 ms) for the busy event loop to
+    give the GIL back. When
     another connection holds the write lock (the API's own engine, another process), the
     unit of work goes to a thread instead, whose connection waits for the lock as long as
     `SQLITE_BUSY_TIMEOUT_MS`. WAL checkpoints, the one part that writes the database file,
@@ -203,6 +209,7 @@ class Transactions:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sqlite: Engine | None = None  # on the loop: never waits for a lock
+        self._connection: Connection | None = None  # the loop's, kept checked out
         self._waiting: Engine | None = None  # in the thread: waits for the lock
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpointed = 0.0
@@ -234,8 +241,8 @@ class Transactions:
             return work(connection)
 
         try:
-            result = self._run_here(self._sqlite, counted)
-        except sqlalchemy.exc.OperationalError as error:
+            result = self._run_on_loop(counted)
+        except (sqlalchemy.exc.OperationalError, sqlite3.OperationalError) as error:
             if started or not _busy(error):
                 raise
             # Another connection writes: wait for it in the thread, not on the loop.
@@ -259,6 +266,26 @@ class Transactions:
             with self._waiting.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def _run_on_loop(self, work: Callable[[Connection], T]) -> T:
+        """`work` in a transaction of the loop's connection, begun and ended on the driver
+        (SQLAlchemy's own transaction, if a statement of `work` starts one, ends with it)."""
+        assert self._sqlite is not None
+        if self._connection is None or self._connection.invalidated:
+            self._connection = self._sqlite.connect()
+        connection = self._connection
+        raw: Any = connection.connection.dbapi_connection
+        raw.execute("BEGIN IMMEDIATE")  # "database is locked" here: nothing has started
+        try:
+            result = work(connection)
+        except BaseException:
+            if not connection.invalidated:
+                raw.rollback()
+                connection.rollback()
+            raise
+        raw.commit()
+        connection.commit()
+        return result
+
     @staticmethod
     def _run_here(engine: Engine, work: Callable[[Connection], T]) -> T:
         with engine.begin() as connection:
@@ -266,6 +293,9 @@ class Transactions:
 
     def dispose(self) -> None:
         """Close the SQLite connections and stop the thread."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
         if self._sqlite is not None:
             self._sqlite.dispose()
         if self._waiting is not None and self._thread is not None:
@@ -274,6 +304,7 @@ class Transactions:
             self._thread.shutdown(wait=True)
 
 
-def _busy(error: sqlalchemy.exc.OperationalError) -> bool:
+def _busy(error: sqlalchemy.exc.OperationalError | sqlite3.OperationalError) -> bool:
     """True for SQLite's "database is locked" (another connection holds the write lock)."""
-    return "database is locked" in str(error.orig)
+    inner = error.orig if isinstance(error, sqlalchemy.exc.OperationalError) else error
+    return "database is locked" in str(inner)

@@ -58,6 +58,7 @@ class ConfigurationsChanged(Exception):
 
 
 # The versions of the configurations that are on: what a match of events depends on.
+_ENABLED_VERSIONS_SQLITE = 'SELECT id, version FROM configurations WHERE "on" = 1'
 _ENABLED_VERSIONS = select(configurations.c.id, configurations.c.version).where(
     configurations.c.on.is_(True)
 )
@@ -241,7 +242,11 @@ class DeliveryStore:
 
         def work(conn: Connection) -> set[str]:
             if matched is not None:
-                current = dict(tuple(row) for row in conn.execute(_ENABLED_VERSIONS))
+                if self._dialect == "sqlite":  # the bare driver: this runs on every commit
+                    versions = _sqlite(conn).execute(_ENABLED_VERSIONS_SQLITE)
+                else:
+                    versions = conn.execute(_ENABLED_VERSIONS)
+                current = dict(tuple(row) for row in versions)
                 if current != matched:
                     raise ConfigurationsChanged()
             if self._dialect == "sqlite":
