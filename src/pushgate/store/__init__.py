@@ -21,6 +21,7 @@ from pushgate.store.database import (
     describe,
     is_unavailable,
     migrate,
+    reading,
 )
 from pushgate.store.deliveries import (
     Claim,
@@ -108,14 +109,15 @@ class Store:
 
     async def revision(self) -> str | None:
         """The schema revision the database is at (Alembic's), None before the first."""
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(
+        async with reading(self.engine) as conn:
+            revision: str | None = await conn.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision()
             )
+            return revision
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.breaker import Breaker
 from pushgate.domain import DeliveryState
+from pushgate.store.database import reading
 from pushgate.store.status import breaker_of
 from pushgate.store.tables import configuration_health, configurations, deliveries
 
@@ -56,7 +57,7 @@ class BacklogStore:
             func.count().label("pending"),
             func.min(deliveries.c.created_at).label("oldest"),
         ).where(deliveries.c.state == DeliveryState.PENDING.value)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (await conn.execute(found)).all()
             waiting = (await conn.execute(pending.group_by(deliveries.c.configuration_id))).all()
         known = {row.id: row for row in rows}

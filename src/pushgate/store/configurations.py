@@ -15,7 +15,7 @@ from pushgate.domain import TURNED_OFF, DeliveryState
 from pushgate.errors import Conflict, NotFound
 from pushgate.limits import STORED_ID
 from pushgate.store.attempts import AttemptFilter, AttemptRow, read_attempts
-from pushgate.store.database import Transactions
+from pushgate.store.database import Transactions, reading
 from pushgate.store.rollup import Interval, read_intervals
 from pushgate.store.status import (
     ErrorEntry,
@@ -155,7 +155,7 @@ class ConfigurationStore:
     async def get(self, integration_key: str, configuration_id: str) -> ConfigurationRow:
         """One configuration with its status; NotFound when the key or id does not match."""
         _check_id(integration_key, configuration_id)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             row = (
                 await conn.execute(
                     select(configurations).where(
@@ -175,7 +175,7 @@ class ConfigurationStore:
         query = select(configurations).order_by(configurations.c.created_at, configurations.c.id)
         if integration_key is not None:
             query = query.where(configurations.c.integration_key == integration_key)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
             ids = [row.id for row in rows]
             statuses = await read_statuses(conn, ids, recent_errors=self._recent_errors)
@@ -215,7 +215,7 @@ class ConfigurationStore:
     async def load(self, ids: Iterable[str]) -> dict[str, ConfigurationRow]:
         """Configurations by id, without status (for the delivery engine)."""
         wanted = list(set(ids))
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (
                 await conn.execute(select(configurations).where(configurations.c.id.in_(wanted)))
             ).all()
@@ -269,7 +269,7 @@ class ConfigurationStore:
         query = select(configurations.c.id, configurations.c.secrets).where(
             configurations.c.secrets.is_not(None)
         )
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             return {row.id: row.secrets for row in await conn.execute(query)}
 
     async def reseal(self, configuration_id: str, *, sealed: str, resealed: str) -> bool:
@@ -291,7 +291,7 @@ class ConfigurationStore:
         self, configuration_id: str, *, limit: int, before: int | None = None
     ) -> list[ErrorEntry]:
         """The error log, newest first; `before` is the last id of the previous page."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             return await read_errors(conn, configuration_id, limit=limit, before=before)
 
     async def attempts(
@@ -305,7 +305,7 @@ class ConfigurationStore:
     ) -> list[AttemptRow]:
         """The attempt log, newest first, filtered; `before` is the last id of the previous
         page; `detail` adds each attempt's request and response."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             return await read_attempts(
                 conn, configuration_id, wanted, limit=limit, before=before, detail=detail
             )
@@ -315,7 +315,7 @@ class ConfigurationStore:
     ) -> list[Interval]:
         """Successes, errors and latency of the last `count` intervals of `size_ms` (an hour
         or a day), oldest first, from the hourly rollup."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             return await read_intervals(
                 conn, configuration_id, now=now, size_ms=size_ms, count=count
             )

@@ -26,7 +26,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, SingletonThreadPool
 
 from pushgate.datadir import private_file, private_sqlite
@@ -112,6 +112,16 @@ def describe(error: BaseException) -> str:
     return f"{type(inner).__name__}: {first[:300]}" if first else type(inner).__name__
 
 
+# The execution option of connections that only read (see `reading`).
+READS_ONLY = "pushgate_reads_only"
+
+
+def reading(engine: AsyncEngine) -> AsyncConnection:
+    """A connection for reads only (`async with reading(engine) as conn`): on SQLite its
+    transaction takes no write lock. It is rolled back at the end, as any `connect()`."""
+    return engine.execution_options(**{READS_ONLY: True}).connect()
+
+
 def dialect_insert(dialect: str, table: Any) -> Any:
     """An INSERT with the dialect's `on_conflict_do_*` (PostgreSQL's or SQLite's)."""
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
@@ -138,9 +148,13 @@ def _tune_sqlite(
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can then not
         # fail half-way when another connection wrote in between (SQLITE_BUSY_SNAPSHOT).
-        # `Transactions` may have begun it on the driver already.
-        if not getattr(connection.connection.dbapi_connection, "in_transaction", False):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # `Transactions` may have begun it on the driver already. A connection that only
+        # reads (`reading`) begins DEFERRED: it takes no write lock, so a dashboard or a
+        # metrics scrape never makes the hot path wait (WAL readers do not block the writer).
+        if getattr(connection.connection.dbapi_connection, "in_transaction", False):
+            return
+        reads = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -263,8 +277,12 @@ class Transactions:
 
     def _checkpoint(self) -> None:
         if self._waiting is not None:
+            # On the driver, outside any transaction: through SQLAlchemy the pragma would begin
+            # one (BEGIN IMMEDIATE) and hold the write lock through the checkpoint's fsync,
+            # which stalled every writer, the loop's hot path among them, for up to 130 ms.
             with self._waiting.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                raw: Any = connection.connection.dbapi_connection
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _run_on_loop(self, work: Callable[[Connection], T]) -> T:
         """`work` in a transaction of the loop's connection, begun and ended on the driver

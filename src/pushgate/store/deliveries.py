@@ -36,7 +36,7 @@ from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
 from pushgate.domain import DeliveryState
 from pushgate.events import StoredEntry
 from pushgate.store.attempts import FAILURE, SUCCESS, AttemptRow, AttemptWriter, Trace
-from pushgate.store.database import Transactions, dialect_insert
+from pushgate.store.database import Transactions, dialect_insert, reading
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
 from pushgate.store.tables import configuration_health, configurations, deliveries, events
@@ -586,7 +586,7 @@ class DeliveryStore:
 
     async def held_by(self, owner: str) -> list[Lease]:
         """The deliveries `owner` holds: claimed and neither recorded nor released."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = await conn.execute(
                 select(
                     deliveries.c.id,
@@ -680,7 +680,7 @@ class DeliveryStore:
     async def states(self, delivery_ids: Sequence[int]) -> dict[DeliveryState, int]:
         """How many of these deliveries are in each state (a replay's progress)."""
         found: dict[DeliveryState, int] = dict.fromkeys(DeliveryState, 0)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             for start in range(0, len(delivery_ids), IDS_PER_QUERY):
                 chunk = list(delivery_ids[start : start + IDS_PER_QUERY])
                 rows = await conn.execute(
@@ -742,7 +742,7 @@ class DeliveryStore:
     async def stored(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these event ids are stored."""
         found: set[str] = set()
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             for start in range(0, len(event_ids), IDS_PER_QUERY):
                 chunk = list(event_ids[start : start + IDS_PER_QUERY])
                 found.update(
@@ -754,7 +754,7 @@ class DeliveryStore:
 
     async def counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(deliveries.c.state, func.count()).group_by(deliveries.c.state)
@@ -765,7 +765,7 @@ class DeliveryStore:
 
     async def next_due(self) -> int | None:
         """When the earliest pending delivery becomes due (or its lease expires)."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             value = await conn.scalar(
                 select(func.min(deliveries.c.available_at)).where(
                     deliveries.c.state == DeliveryState.PENDING.value

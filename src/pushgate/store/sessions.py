@@ -7,6 +7,7 @@ import hashlib
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.store.database import reading
 from pushgate.store.tables import web_sessions
 
 
@@ -35,7 +36,7 @@ class SessionStore:
 
     async def subject(self, session_id: str, *, now: int) -> str | None:
         """The subject of an open session, or None when it ended or expired."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             row = (
                 await conn.execute(
                     select(web_sessions.c.subject).where(

@@ -12,6 +12,7 @@ from pushgate.domain import SourceKind
 from pushgate.errors import NotFound
 from pushgate.limits import STORED_ID
 from pushgate.store.configurations import new_id
+from pushgate.store.database import reading
 from pushgate.store.tables import sources
 
 
@@ -73,7 +74,7 @@ class SourceStore:
         """The source with this id; NotFound (without a query for an impossible id)."""
         if not STORED_ID.fullmatch(source_id):
             raise _not_found(source_id)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             found = (await conn.execute(select(sources).where(sources.c.id == source_id))).first()
         if found is None:
             raise _not_found(source_id)
@@ -82,7 +83,7 @@ class SourceStore:
     async def all(self) -> list[SourceRow]:
         """Every source, oldest first."""
         query = select(sources).order_by(sources.c.created_at, sources.c.id)
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             return [_row(row) for row in (await conn.execute(query)).all()]
 
     async def delete(self, source_id: str) -> None:

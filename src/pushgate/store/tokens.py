@@ -15,6 +15,7 @@ from pushgate.domain import Role
 from pushgate.errors import NotFound
 from pushgate.limits import STORED_ID
 from pushgate.store.configurations import new_id
+from pushgate.store.database import reading
 from pushgate.store.tables import tokens
 
 # Tokens are 256-bit random values: a plain SHA-256 is enough, no slow KDF is needed.
@@ -86,7 +87,7 @@ class TokenStore:
         known = self._found.get(digest)
         if known is not None and known[1] > now:
             return known[0]
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             row = (await conn.execute(select(tokens).where(tokens.c.token_hash == digest))).first()
         if row is None:
             self._found.pop(digest, None)
@@ -101,7 +102,7 @@ class TokenStore:
         """The token with this id, if it still exists."""
         if not STORED_ID.fullmatch(token_id):
             return None
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             row = (await conn.execute(select(tokens).where(tokens.c.id == token_id))).first()
         if row is None:
             return None
@@ -109,7 +110,7 @@ class TokenStore:
 
     async def all(self) -> list[TokenRow]:
         """Every token, oldest first."""
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (await conn.execute(select(tokens).order_by(tokens.c.created_at))).all()
         return [TokenRow(r.id, r.name, Role(r.role), r.created_at) for r in rows]
 
