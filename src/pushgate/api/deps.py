@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from pushgate.domain import Role
-from pushgate.errors import Forbidden, InvalidRequest, Unauthorized
+from pushgate.errors import Forbidden, InvalidRequest, RateLimited, RequestError, Unauthorized
 from pushgate.limits import parse_json
 from pushgate.runtime import Runtime
 
@@ -30,6 +31,19 @@ API_KEY = APIKeyHeader(
     description="An access token (`pushgate token create`); `Bearer <token>` is accepted too.",
     auto_error=False,
 )
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """LaunchDarkly's error body."""
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def request_error_response(error: RequestError) -> JSONResponse:
+    """The answer to a request that was wrong (or must wait: Retry-After)."""
+    response = error_response(error.status, error.code, error.message)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def json_body(request: Request) -> Any:

@@ -1,22 +1,24 @@
 """`POST /api/v2/events`: accept one audit-log entry or a batch; 202 once committed.
 
-The route producers hit most, once per change: it is served by a lean Starlette route
-(`intake`), placed before FastAPI's routes, that skips FastAPI's dependency machinery (in a
-profile of single-event POSTs it cost more than the rest of the request). The FastAPI route
-below describes the same operation in the OpenAPI document and does the same, through the
-same `accept`, if it is ever reached.
+The route producers hit most, once per change. `intake_app` serves it as a bare ASGI app that
+`middleware.Dispatch`, the innermost middleware, hands these requests to: behind the same
+metrics, body limit, headers and failure middleware as every route, but without Starlette's
+router and exception layers or FastAPI's dependency machinery, which in a profile of
+single-event POSTs cost more than the rest of the request. The FastAPI route below describes
+the operation in the OpenAPI document (and would do the same, through the same `accept`).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pushgate.api import shapes
-from pushgate.api.deps import RuntimeDep, Writer, authorize, json_body
+from pushgate.api.deps import RuntimeDep, Writer, authorize, json_body, request_error_response
 from pushgate.api.openapi import AUTHENTICATED, answers
 from pushgate.domain import Role
+from pushgate.errors import RequestError
 from pushgate.metrics import EVENTS
 from pushgate.runtime import Runtime
 
@@ -59,13 +61,20 @@ async def post_events(request: Request, rt: RuntimeDep) -> JSONResponse:
     return await accept(request, rt)
 
 
-async def _intake(request: Request) -> JSONResponse:
-    # FastAPI's router names the matched route in the scope only for its own routes; the
-    # request metrics label by it (middleware.py), so this one names itself.
-    request.scope["route"] = intake
+async def intake_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """`POST /api/v2/events` as a bare ASGI app: a wrong request gets its `{"code","message"}`
+    answer here; anything else that raises is the failure middleware's (503 or 500)."""
+    # The request metrics label by the route in the scope (middleware.py), which no router
+    # set here: it is this operation's FastAPI route.
+    scope["route"] = ROUTE
+    request = Request(scope, receive)
     rt: Runtime = request.app.state.runtime
-    await authorize(request, rt, Role.WRITER)
-    return await accept(request, rt)
+    try:
+        await authorize(request, rt, Role.WRITER)
+        response = await accept(request, rt)
+    except RequestError as error:
+        response = request_error_response(error)
+    await response(scope, receive, send)
 
 
-intake = Route(PATH, _intake, methods=["POST"], include_in_schema=False)
+ROUTE = next(route for route in router.routes if getattr(route, "path", None) == PATH)
