@@ -8,12 +8,14 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
 
 from pushgate.settings import Settings
 from pushgate.store.database import Transactions, create_engine, migrate, reading
+from pushgate.store.deliveries import _INSERT_DELIVERY
 
 ROW = "INSERT INTO events (id, date, kind, received_at, payload) VALUES (?, 1, 'flag', 1, '{}')"
 
@@ -51,6 +53,22 @@ async def test_a_failed_unit_of_work_leaves_nothing_and_the_next_one_commits(
         await tx.run(insert("lost", fail=True))  # type: ignore[arg-type]
     await tx.run(insert("kept"))  # type: ignore[arg-type]
     assert stored(path) == {"kept"}
+
+
+async def test_a_commit_that_fails_leaves_the_connection_out_of_any_transaction(
+    sqlite: tuple[Transactions, Path],
+) -> None:
+    tx, path = sqlite
+
+    def dangling(conn: Connection) -> None:  # a delivery of no event, caught only at COMMIT
+        raw: Any = conn.connection.dbapi_connection
+        raw.execute("PRAGMA defer_foreign_keys=ON")
+        raw.execute(_INSERT_DELIVERY, ("no such event", "no such configuration", "pending", 1, 1))
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await tx.run(dangling)
+    await tx.run(insert("next"))  # type: ignore[arg-type]
+    assert stored(path) == {"next"}
 
 
 async def test_work_waits_in_the_thread_while_another_connection_writes(

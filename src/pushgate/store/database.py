@@ -209,12 +209,12 @@ class Transactions:
     reset and transaction events cost more than the commit of a single event did. In a thread
     it was several times slower under load: each of the driver's many short GIL releases
     inside a transaction can wait a whole switch interval (5 ms) for the busy event loop to
-    give the GIL back. When
-    another connection holds the write lock (the API's own engine, another process), the
-    unit of work goes to a thread instead, whose connection waits for the lock as long as
-    `SQLITE_BUSY_TIMEOUT_MS`. WAL checkpoints, the one part that writes the database file,
-    are taken off the loop too: its connection makes none, and after transactions a PASSIVE
-    checkpoint runs in the thread at most every `CHECKPOINT_INTERVAL`.
+    give the GIL back. When another connection holds the write lock (the API's own engine,
+    another process), the unit of work goes to a thread instead, whose connection waits for
+    the lock as long as `SQLITE_BUSY_TIMEOUT_MS`. WAL checkpoints, the one part that writes
+    the database file, are taken off the loop too: its connection makes none, and after
+    transactions a PASSIVE checkpoint runs in the thread at most every `CHECKPOINT_INTERVAL`,
+    outside any transaction.
 
     On PostgreSQL it runs on the async engine (`run_sync`, asyncpg), where transactions of one
     process do run side by side.
@@ -295,13 +295,13 @@ class Transactions:
         raw.execute("BEGIN IMMEDIATE")  # "database is locked" here: nothing has started
         try:
             result = work(connection)
+            raw.commit()
         except BaseException:
-            if not connection.invalidated:
+            if not connection.invalidated:  # never left inside a transaction
                 raw.rollback()
                 connection.rollback()
             raise
-        raw.commit()
-        connection.commit()
+        connection.commit()  # ends SQLAlchemy's own, if a statement of `work` began one
         return result
 
     @staticmethod
