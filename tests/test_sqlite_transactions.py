@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, text
 
+from pushgate.runtime import running
 from pushgate.settings import Settings
 from pushgate.store.database import Transactions, create_engine, migrate, reading
 from pushgate.store.deliveries import _INSERT_DELIVERY
@@ -141,3 +142,17 @@ async def test_a_connection_that_reads_leaves_the_write_lock_free(
         await engine.dispose()
     await tx.run(insert("after"))  # type: ignore[arg-type]
     assert stored(path) == {"written while reading", "after"}
+
+
+@pytest.mark.parametrize(("set_batch", "expected"), [(None, 25), (100, 100), (7, 7)])
+async def test_the_worker_inside_serve_claims_smaller_batches_unless_told(
+    tmp_path: Path, set_batch: int | None, expected: int
+) -> None:
+    extra = {} if set_batch is None else {"claim_batch_size": set_batch}
+    settings = Settings(data_dir=tmp_path, secret_key="s" * 40, **extra)
+    async with running(settings, with_worker=True, beside_api=True) as rt:
+        assert rt.worker is not None
+        assert rt.worker._batch == expected
+    async with running(settings, with_worker=True) as rt:  # `pushgate worker`
+        assert rt.worker is not None
+        assert rt.worker._batch == (set_batch or 100)

@@ -23,7 +23,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, with_worker=with_worker, clock=clock) as runtime:
+        async with running(
+            settings, with_worker=with_worker, clock=clock, beside_api=True
+        ) as runtime:
             await ensure_admin_token(runtime)
             app.state.runtime = runtime
             yield

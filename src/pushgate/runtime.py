@@ -133,6 +133,10 @@ class Runtime:
             self.worker.wake()
 
 
+# Deliveries per claim and per record of a worker inside `serve`, by default (see `running`).
+BESIDE_API_CLAIM_BATCH = 25
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings,
@@ -140,8 +144,15 @@ async def running(
     with_worker: bool,
     clock: Clock = system_clock,
     catalog: Catalog | None = None,
+    beside_api: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open the database (migrated), the transport and, optionally, a running worker.
+
+    `beside_api`: the worker shares the event loop with the API (`serve`). Unless
+    PUSHGATE_CLAIM_BATCH_SIZE is set, it then claims and records `BESIDE_API_CLAIM_BATCH` per
+    transaction: SQLite's transactions run on the loop, and a shorter one keeps the API's
+    answers quick (p50 POST → arrival about 5 ms instead of 7 to 13 at 343 POSTs/s) for about 5 %
+    of drain rate.
 
     Each process counts outcomes on a random status shard, so workers on other processes and
     hosts seldom update the same counter row (and when they do, the counts stay exact).
@@ -162,7 +173,10 @@ async def running(
         runtime = Runtime(settings, services, engine, clock)
         stop = asyncio.Event()
         if with_worker:
-            runtime.worker = runtime.new_worker()
+            own = settings
+            if beside_api and "claim_batch_size" not in settings.model_fields_set:
+                own = settings.model_copy(update={"claim_batch_size": BESIDE_API_CLAIM_BATCH})
+            runtime.worker = runtime.new_worker(own)
             runtime.tasks.append(asyncio.create_task(runtime.worker.run(stop)))
         try:
             yield runtime

@@ -224,7 +224,13 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="The longest wait between two probes, in seconds."
     )
     claim_batch_size: int = Field(
-        default=100, ge=1, le=1000, description="Deliveries claimed and completed per transaction."
+        default=100,
+        ge=1,
+        le=1000,
+        description=(
+            "Deliveries claimed and completed per transaction; unset, the worker inside "
+            "`pushgate serve` uses 25 (its transactions share the event loop with the API)."
+        ),
     )
     lease_seconds: float = Field(
         default=10.0,
