@@ -155,4 +155,4 @@ async def test_the_worker_inside_serve_claims_smaller_batches_unless_told(
         assert rt.worker._batch == expected
     async with running(settings, with_worker=True) as rt:  # `pushgate worker`
         assert rt.worker is not None
-        assert rt.worker._batch == (set_batch or 100)
+        assert rt.worker._batch == (set_batch or 500)
