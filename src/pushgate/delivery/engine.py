@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import time
 import traceback
 from collections.abc import Mapping
@@ -156,6 +157,7 @@ class Engine:
         return _masked(response, _redactor(secrets, extra))
 
 
+@functools.lru_cache(maxsize=4096)  # deliveries repeat a few URLs; parsing shows in profiles
 def target_host(url: str) -> str:
     """`host` or `host:port` of `url`: never its user, password, path or query."""
     parts = urlsplit(url)

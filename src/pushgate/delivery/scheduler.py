@@ -18,8 +18,7 @@ I/O and no clock of its own (`now` is passed in, in seconds), so it is tested wi
 from __future__ import annotations
 
 import collections
-import contextlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from pushgate.store import Claimed
@@ -88,9 +87,10 @@ class Scheduler:
         for delivery in claimed:
             cid = delivery.configuration_id
             lane = self._lanes.setdefault(cid, _Lane())
-            with self._changing(cid, lane):
-                lane.ready.append(delivery)
-                self._ready += 1
+            was = self._blocking(lane)
+            lane.ready.append(delivery)
+            self._ready += 1
+            self._changed(cid, lane, was)
             self._bytes += delivery.size
 
     def next(self, now: float) -> Claimed | None:
@@ -103,10 +103,11 @@ class Scheduler:
             lane = self._lanes.get(cid)
             if lane is None or not lane.ready or self._stopped(lane):
                 continue
-            with self._changing(cid, lane):
-                delivery = lane.ready.popleft()
-                self._ready -= 1
-                lane.running += 1
+            was = self._blocking(lane)
+            delivery = lane.ready.popleft()
+            self._ready -= 1
+            lane.running += 1
+            self._changed(cid, lane, was)
             self._young += 1
             self._running[delivery.id] = _Running(cid, now)
             return delivery
@@ -122,22 +123,25 @@ class Scheduler:
             lane.slow -= 1
         else:
             self._young -= 1
-        with self._changing(cid, lane):
-            lane.running -= 1
+        was = self._blocking(lane)
+        lane.running -= 1
+        self._changed(cid, lane, was)
 
     def hold(self, configuration_id: str) -> None:
         """Start nothing more for this configuration until `release` (or `drop`)."""
         lane = self._lanes.get(configuration_id)
         if lane is not None:
-            with self._changing(configuration_id, lane):
-                lane.held = True
+            was = self._blocking(lane)
+            lane.held = True
+            self._changed(configuration_id, lane, was)
 
     def release(self, configuration_id: str) -> None:
         """Let a held configuration go on."""
         lane = self._lanes.get(configuration_id)
         if lane is not None:
-            with self._changing(configuration_id, lane):
-                lane.held = False
+            was = self._blocking(lane)
+            lane.held = False
+            self._changed(configuration_id, lane, was)
 
     def held_lanes(self) -> list[str]:
         """Configurations on hold."""
@@ -146,11 +150,16 @@ class Scheduler:
     def _stopped(self, lane: _Lane) -> bool:
         return lane.held or lane.running >= self.per_configuration
 
-    @contextlib.contextmanager
-    def _changing(self, cid: str, lane: _Lane) -> Iterator[None]:
-        """Keep the blocked count, the ring and the lanes right around a change of a lane."""
-        was = len(lane.ready) if self._stopped(lane) else 0
-        yield
+    # Every change of a lane is framed by these two: `was = self._blocking(lane)` before it,
+    # `self._changed(cid, lane, was)` after. (A context manager took two thirds of the
+    # scheduler's time: 3.9 µs per delivery added, started and finished, now 1.3.)
+    def _blocking(self, lane: _Lane) -> int:
+        """The lane's ready deliveries that count as blocked now (it cannot start one)."""
+        return len(lane.ready) if self._stopped(lane) else 0
+
+    def _changed(self, cid: str, lane: _Lane, was: int) -> None:
+        """Keep the blocked count, the ring and the lanes right after a change of a lane
+        that blocked `was` deliveries before it."""
         stopped = self._stopped(lane)
         self._blocked += (len(lane.ready) if stopped else 0) - was
         if lane.ready and not stopped:
@@ -209,12 +218,13 @@ class Scheduler:
             lane = self._lanes.get(cid)
             if lane is None:
                 continue
-            with self._changing(cid, lane):
-                dropped.extend(lane.ready)
-                self._ready -= len(lane.ready)
-                self._bytes -= sum(d.size for d in lane.ready)
-                lane.ready.clear()  # its ring entry, if any, is skipped when its turn comes
-                lane.held = False
+            was = self._blocking(lane)
+            dropped.extend(lane.ready)
+            self._ready -= len(lane.ready)
+            self._bytes -= sum(d.size for d in lane.ready)
+            lane.ready.clear()  # its ring entry, if any, is skipped when its turn comes
+            lane.held = False
+            self._changed(cid, lane, was)
         return dropped
 
     def drop_all(self) -> list[Claimed]:

@@ -182,5 +182,7 @@ class Webhook(Integration[WebhookConfig]):
 
 def _without(headers: Mapping[str, str], replaced: Mapping[str, str]) -> dict[str, str]:
     """`headers` less those that `replaced` names, in any case (e.g. a custom User-Agent)."""
+    if not replaced:
+        return dict(headers)
     names = {name.lower() for name in replaced}
     return {name: value for name, value in headers.items() if name.lower() not in names}
