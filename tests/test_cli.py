@@ -641,3 +641,45 @@ def test_a_database_migrated_by_a_newer_pushgate_is_explained(migrated: dict[str
         connection.execute("UPDATE alembic_version SET version_num = '9999'")
     done = pushgate(migrated, "status")
     assert_explained(done, "migrated by a newer pushgate", "'9999'")
+
+
+FREEZE_COUNTS = """
+import asyncio, gc, sys
+from pushgate.app import create_app
+from pushgate.runtime import running
+from pushgate.settings import Settings
+
+settings = Settings(data_dir=sys.argv[1], secret_key="s" * 40)
+
+async def runtime(own_process):
+    async with running(settings, with_worker=True, own_process=own_process):
+        return gc.get_freeze_count()
+
+async def app(own_process):
+    served = create_app(settings, own_process=own_process)
+    async with served.router.lifespan_context(served):
+        return gc.get_freeze_count()
+
+# (log lines share standard output: the counts are the lines of digits alone)
+print(asyncio.run(runtime(False)), asyncio.run(app(False)))
+print(asyncio.run(runtime(True)))
+gc.unfreeze()
+print(asyncio.run(app(True)))
+"""
+
+
+def test_only_the_cli_processes_freeze_what_start_up_made(tmp_path: Path) -> None:
+    """`serve` and `worker` leave start-up's objects out of the collector's full passes (they
+    stalled the loop for 60-120 ms); a runtime or app opened by anything else (tests, the
+    benchmarks) freezes nothing, for frozen objects are never freed."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_COUNTS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    counts = [line.split() for line in done.stdout.splitlines() if line.replace(" ", "").isdigit()]
+    assert counts[0] == ["0", "0"]
+    assert int(counts[1][0]) > 10_000  # the modules, the models, the runtime
+    assert int(counts[2][0]) > 10_000

@@ -17,14 +17,25 @@ from pushgate.settings import Settings
 
 
 def create_app(
-    settings: Settings, *, with_worker: bool = True, clock: Clock = system_clock
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    clock: Clock = system_clock,
+    own_process: bool = False,
 ) -> FastAPI:
-    """The ASGI application: JSON API under /api/v2, web UI, health and metrics."""
+    """The ASGI application: JSON API under /api/v2, web UI, health and metrics.
+
+    `own_process`: the app is the process's reason to be (`pushgate serve`; see `running`).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(
-            settings, with_worker=with_worker, clock=clock, beside_api=True
+            settings,
+            with_worker=with_worker,
+            clock=clock,
+            beside_api=True,
+            own_process=own_process,
         ) as runtime:
             await ensure_admin_token(runtime)
             app.state.runtime = runtime

@@ -219,7 +219,7 @@ def serve(
         "server.listening", host=settings.host, port=bound, url=listen_url(settings.host, bound)
     )
     config = uvicorn.Config(
-        create_app(settings, with_worker=worker),
+        create_app(settings, with_worker=worker, own_process=True),
         log_config=None,
         access_log=False,  # RequestMetrics logs requests (PUSHGATE_ACCESS_LOG), structured
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 1,
@@ -299,7 +299,7 @@ def worker_command(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with (
-            running(settings, with_worker=True) as runtime,
+            running(settings, with_worker=True, own_process=True) as runtime,
             contextlib.AsyncExitStack() as monitoring,
         ):
             if settings.worker_metrics_port is not None:
