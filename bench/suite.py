@@ -353,7 +353,10 @@ def report(run: Run, started: datetime, seconds: float) -> str:
             f"{f.target} | {'yes' if f.met else '**no**'} |"
         )
     lines += ["", "Parameters:", ""]
-    lines += [f"- {f.scenario}: {f.parameters}" for f in run.figures]
+    # Two figures of one scenario (p50 and p99) share its parameters: list them once.
+    lines += [
+        f"- {line}" for line in dict.fromkeys(f"{f.scenario}: {f.parameters}" for f in run.figures)
+    ]
     if run.failures:
         lines += ["", "Not measured:", ""] + [f"- {failure}" for failure in run.failures]
     lines.append(END)
