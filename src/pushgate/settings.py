@@ -259,7 +259,7 @@ class Settings(BaseSettings):
         ),
     )
     attempt_log_successes: float = Field(
-        default=10.0,
+        default=1.0,
         ge=0,
         le=100_000,
         description=(
