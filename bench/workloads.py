@@ -125,9 +125,12 @@ async def drain_with_worker(
     configuration_concurrency: int | None = None,
     until: int | None = None,
 ) -> tuple[float, int]:
-    """Deliveries per second of one `pushgate worker` draining the backlog (or its first
-    `until` deliveries), and the worker's peak resident memory in bytes."""
-    target = until or backlog.deliveries
+    """Deliveries per second of one `pushgate worker` draining the backlog (or its next
+    `until` deliveries: a backlog may be drained in several rounds), and the worker's peak
+    resident memory in bytes."""
+    database = Path(backlog.settings.data_dir) / "pushgate.db"
+    done_before = _succeeded(database)
+    target = until or backlog.deliveries - done_before
     env = {
         **backlog.env,
         "PUSHGATE_WORKER_CONCURRENCY": str(concurrency),
@@ -146,8 +149,7 @@ async def drain_with_worker(
                     raise RuntimeError(log.read_text()[-2000:])
                 await asyncio.sleep(0.02)
         started = time.perf_counter()
-        database = Path(backlog.settings.data_dir) / "pushgate.db"
-        while _succeeded(database) < target:
+        while _succeeded(database) - done_before < target:
             if worker.returncode is not None:
                 raise RuntimeError(log.read_text()[-2000:])
             await asyncio.sleep(PROGRESS_INTERVAL)
