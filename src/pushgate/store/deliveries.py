@@ -338,14 +338,7 @@ class DeliveryStore:
         rooms: Mapping[str, int],
         max_bytes: int | None,
     ) -> Claim:
-        candidates = conn.execute(
-            select(
-                configurations.c.id, configurations.c.version, configuration_health.c.paused_until
-            )
-            .select_from(configurations.outerjoin(configuration_health))
-            .where(configurations.c.on.is_(True))
-            .order_by(configurations.c.id)
-        ).all()
+        candidates = _candidates(conn)
         paused: dict[str, int] = {}
         open_: list[tuple[str, int]] = []  # (configuration id, its room) for closed breakers
         probes: list[str] = []
@@ -876,6 +869,29 @@ def _sqlite(conn: Connection) -> Any:
 def _marks(count: int) -> str:
     """`?, ?, …` for an `IN (…)` of `count` values."""
     return ", ".join("?" * count)
+
+
+# Every configuration that is on, with its version and its pause (None: not paused), by id.
+_CANDIDATES = (
+    select(configurations.c.id, configurations.c.version, configuration_health.c.paused_until)
+    .select_from(configurations.outerjoin(configuration_health))
+    .where(configurations.c.on.is_(True))
+    .order_by(configurations.c.id)
+)
+
+
+def _candidates(conn: Connection) -> list[tuple[str, int, int | None]]:
+    """The configurations a claim may take from (`_CANDIDATES`). Every claim asks, and the
+    worker inside `serve` claims each few new deliveries: through SQLAlchemy this query was
+    half of such a claim's time."""
+    raw = _sqlite(conn)
+    if raw is None:
+        return [tuple(row) for row in conn.execute(_CANDIDATES)]
+    rows: list[tuple[str, int, int | None]] = raw.execute(
+        "SELECT c.id, c.version, h.paused_until FROM configurations c LEFT JOIN"
+        ' configuration_health h ON h.configuration_id = c.id WHERE c."on" = 1 ORDER BY c.id'
+    ).fetchall()
+    return rows
 
 
 def _due_ids(
