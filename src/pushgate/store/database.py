@@ -127,6 +127,23 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+# Ids per `IN (…)` list when a caller may pass very many (SQLite's variable limit is 32,766).
+IDS_PER_QUERY = 10_000
+
+
+def bare_sqlite(conn: Connection) -> Any:
+    """The sqlite3 connection under `conn`, for the hot path's statements; None on another
+    database."""
+    if conn.dialect.name != "sqlite":
+        return None
+    return conn.connection.dbapi_connection
+
+
+def placeholders(count: int) -> str:
+    """`?, ?, …` for an `IN (…)` of `count` values."""
+    return ", ".join("?" * count)
+
+
 def _tune_sqlite(
     engine: Engine, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, checkpoints: bool = True
 ) -> None:

@@ -36,7 +36,14 @@ from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
 from pushgate.domain import DeliveryState
 from pushgate.events import StoredEntry
 from pushgate.store.attempts import FAILURE, SUCCESS, AttemptRow, AttemptWriter, Trace
-from pushgate.store.database import Transactions, dialect_insert, reading
+from pushgate.store.database import (
+    IDS_PER_QUERY,
+    Transactions,
+    bare_sqlite,
+    dialect_insert,
+    placeholders,
+    reading,
+)
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
 from pushgate.store.tables import configuration_health, configurations, deliveries, events
@@ -232,18 +239,11 @@ class DeliveryStore:
         for e in batch:
             first.setdefault(e.id, e)
         firsts = list(first.values())
-        rows = [
-            {"id": e.id, "date": e.date, "kind": e.kind, "received_at": now, "payload": e.payload}
-            for e in firsts
-        ]
-        insert_events = (
-            dialect_insert(self._dialect, events).on_conflict_do_nothing().returning(events.c.id)
-        )
 
         def work(conn: Connection) -> set[str]:
             if matched is not None:
                 if self._dialect == "sqlite":  # the bare driver: this runs on every commit
-                    versions = _sqlite(conn).execute(_ENABLED_VERSIONS_SQLITE)
+                    versions = bare_sqlite(conn).execute(_ENABLED_VERSIONS_SQLITE)
                 else:
                     versions = conn.execute(_ENABLED_VERSIONS)
                 current = dict(tuple(row) for row in versions)
@@ -251,6 +251,21 @@ class DeliveryStore:
                     raise ConfigurationsChanged()
             if self._dialect == "sqlite":
                 return _enqueue_sqlite(conn, firsts, now)
+            insert_events = (
+                dialect_insert(self._dialect, events)
+                .on_conflict_do_nothing()
+                .returning(events.c.id)
+            )
+            rows = [
+                {
+                    "id": e.id,
+                    "date": e.date,
+                    "kind": e.kind,
+                    "received_at": now,
+                    "payload": e.payload,
+                }
+                for e in firsts
+            ]
             new_ids = {row.id for row in conn.execute(insert_events, rows)}
             targets = [
                 {
@@ -767,10 +782,6 @@ class DeliveryStore:
         return int(value) if value is not None else None
 
 
-# Ids per `IN (…)` list when a caller may pass very many (SQLite's variable limit is 32,766).
-IDS_PER_QUERY = 10_000
-
-
 def _requeue(now: int) -> Any:
     """The update that makes deliveries due again, as if new (`where` to be added)."""
     return update(deliveries).values(
@@ -859,18 +870,6 @@ def _take_probe(conn: Connection, configuration_id: str, *, now: int, lease_ms: 
 # SQLAlchemy's work per statement and per row cost more than SQLite's own.
 
 
-def _sqlite(conn: Connection) -> Any:
-    """The sqlite3 connection under `conn`, or None on another database."""
-    if conn.dialect.name != "sqlite":
-        return None
-    return conn.connection.dbapi_connection
-
-
-def _marks(count: int) -> str:
-    """`?, ?, …` for an `IN (…)` of `count` values."""
-    return ", ".join("?" * count)
-
-
 # Every configuration that is on, with its version and its pause (None: not paused), by id.
 _CANDIDATES = (
     select(configurations.c.id, configurations.c.version, configuration_health.c.paused_until)
@@ -884,7 +883,7 @@ def _candidates(conn: Connection) -> list[tuple[str, int, int | None]]:
     """The configurations a claim may take from (`_CANDIDATES`). Every claim asks, and the
     worker inside `serve` claims each few new deliveries: through SQLAlchemy this query was
     half of such a claim's time."""
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         return [tuple(row) for row in conn.execute(_CANDIDATES)]
     rows: list[tuple[str, int, int | None]] = raw.execute(
@@ -898,7 +897,7 @@ def _due_ids(
     conn: Connection, configuration_id: str, now: int, limit: int, *, skip: int = 0
 ) -> list[int]:
     """The ids of a configuration's oldest due deliveries (rows another claim holds skipped)."""
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         return list(conn.execute(_due(configuration_id, now, limit, skip=skip)).scalars())
     rows = raw.execute(
@@ -911,7 +910,7 @@ def _due_ids(
 
 def _entry_sizes(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
     """The size in bytes of each delivery's entry as stored."""
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         statement = (
             select(deliveries.c.id, func.octet_length(func.cast(events.c.payload, Text)))
@@ -925,7 +924,7 @@ def _entry_sizes(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
         sizes.update(
             raw.execute(
                 "SELECT d.id, length(CAST(e.payload AS BLOB)) FROM deliveries d"  # noqa: S608 - placeholders only
-                f" JOIN events e ON e.id = d.event_id WHERE d.id IN ({_marks(len(chunk))})",
+                f" JOIN events e ON e.id = d.event_id WHERE d.id IN ({placeholders(len(chunk))})",
                 chunk,
             )
         )
@@ -937,7 +936,7 @@ def _lease(
 ) -> list[tuple[int, str, str, int]]:
     """Lease these deliveries to `owner` until `until`, counting the attempt; returns
     (id, event id, configuration id, attempt) of each."""
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         statement = (
             update(deliveries)
@@ -956,7 +955,7 @@ def _lease(
         chunk = ids[start : start + IDS_PER_QUERY]
         found += raw.execute(
             "UPDATE deliveries SET lease_owner = ?, available_at = ?, attempts = attempts + 1"  # noqa: S608 - placeholders only
-            f" WHERE id IN ({_marks(len(chunk))})"
+            f" WHERE id IN ({placeholders(len(chunk))})"
             " RETURNING id, event_id, configuration_id, attempts",
             (owner, until, *chunk),
         ).fetchall()
@@ -965,7 +964,7 @@ def _lease(
 
 def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: int) -> list[int]:
     """Finish those of these deliveries that are still pending as `state`; their ids."""
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         statement = (
             update(deliveries)
@@ -981,7 +980,7 @@ def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: 
             row[0]
             for row in raw.execute(
                 "UPDATE deliveries SET state = ?, lease_owner = NULL, completed_at = ?"  # noqa: S608 - placeholders only
-                f" WHERE id IN ({_marks(len(chunk))}) AND state = 'pending' RETURNING id",
+                f" WHERE id IN ({placeholders(len(chunk))}) AND state = 'pending' RETURNING id",
                 (state.value, at, *chunk),
             )
         )
@@ -989,7 +988,7 @@ def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: 
 
 
 def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, Mapping[str, Any]]:
-    raw = _sqlite(conn)
+    raw = bare_sqlite(conn)
     if raw is None:
         # Rows are unpacked as tuples: attribute access on rows shows in profiles here.
         found = conn.execute(
@@ -1001,7 +1000,7 @@ def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, Mapping[str, A
     for start in range(0, len(wanted), IDS_PER_QUERY):
         chunk = wanted[start : start + IDS_PER_QUERY]
         rows = raw.execute(
-            f"SELECT id, payload FROM events WHERE id IN ({_marks(len(chunk))})",  # noqa: S608 - placeholders only
+            f"SELECT id, payload FROM events WHERE id IN ({placeholders(len(chunk))})",  # noqa: S608 - placeholders only
             chunk,
         )
         payloads.update(

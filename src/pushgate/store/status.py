@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pushgate.breaker import Breaker
 from pushgate.domain import DeliveryState
-from pushgate.store.database import dialect_insert
+from pushgate.store.database import IDS_PER_QUERY, bare_sqlite, dialect_insert, placeholders
 from pushgate.store.rollup import add_hours
 from pushgate.store.tables import (
     configuration_health,
@@ -153,11 +153,34 @@ def save_breaker(conn: Connection, configuration_id: str, breaker: Breaker) -> N
     )
 
 
+# SQLite: a configuration's breaker and whether a configuration exists, on the bare driver
+# (asked by every record; SQLAlchemy's work per query cost more than SQLite's).
+_BREAKERS_SQLITE = (
+    "SELECT configuration_id, failures, opened, paused_until, reason, since, off"
+    " FROM configuration_health WHERE configuration_id IN ({marks}) ORDER BY configuration_id"
+)
+_EXISTING_SQLITE = "SELECT id FROM configurations WHERE id IN ({marks})"
+
+
 def load_breakers(conn: Connection, ids: Iterable[str], *, lock: bool) -> dict[str, Breaker]:
     """The stored breakers of these configurations (absent: healthy, no row)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
+    raw = bare_sqlite(conn)  # SQLite has nothing to lock: the transaction holds the database
+    if raw is not None and len(wanted) <= IDS_PER_QUERY:
+        rows = raw.execute(_BREAKERS_SQLITE.format(marks=placeholders(len(wanted))), wanted)
+        return {
+            cid: Breaker(
+                failures=failures,
+                opened=opened,
+                paused_until=paused_until,
+                reason=reason,
+                since=since,
+                off=bool(off),
+            )
+            for cid, failures, opened, paused_until, reason, since, off in rows
+        }
     query = (
         select(configuration_health)
         .where(configuration_health.c.configuration_id.in_(wanted))
@@ -202,6 +225,10 @@ class StatusWriter:
         wanted = sorted(set(configuration_ids))
         if not wanted:
             return set()
+        raw = bare_sqlite(conn)
+        if raw is not None and len(wanted) <= IDS_PER_QUERY:
+            found = raw.execute(_EXISTING_SQLITE.format(marks=placeholders(len(wanted))), wanted)
+            return {row[0] for row in found}
         query = select(configurations.c.id).where(configurations.c.id.in_(wanted))
         return set(conn.execute(query).scalars())
 
