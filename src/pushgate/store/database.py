@@ -14,7 +14,7 @@ import concurrent.futures
 import fcntl
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,9 +139,20 @@ def bare_sqlite(conn: Connection) -> Any:
     return conn.connection.dbapi_connection
 
 
-def placeholders(count: int) -> str:
-    """`?, ?, …` for an `IN (…)` of `count` values."""
-    return ", ".join("?" * count)
+def rows_in(
+    raw: Any, statement: str, ids: Sequence[Any], *, before: Sequence[Any] = ()
+) -> list[Any]:
+    """The rows of `statement` on the bare sqlite3 connection `raw`, for `ids`.
+
+    `statement` holds `IN ({marks})`, filled with a placeholder per id, `IDS_PER_QUERY` ids
+    at a time; `before` are the parameters that come ahead of the list.
+    """
+    found: list[Any] = []
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        found += raw.execute(statement.format(marks=marks), (*before, *chunk)).fetchall()
+    return found
 
 
 def _tune_sqlite(

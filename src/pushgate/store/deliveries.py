@@ -41,8 +41,8 @@ from pushgate.store.database import (
     Transactions,
     bare_sqlite,
     dialect_insert,
-    placeholders,
     reading,
+    rows_in,
 )
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
@@ -908,6 +908,22 @@ def _due_ids(
     return [row[0] for row in rows]
 
 
+# The claim's and the record's statements over id lists, for `rows_in`.
+_ENTRY_SIZES_SQLITE = (
+    "SELECT d.id, length(CAST(e.payload AS BLOB)) FROM deliveries d"
+    " JOIN events e ON e.id = d.event_id WHERE d.id IN ({marks})"
+)
+_LEASE_SQLITE = (
+    "UPDATE deliveries SET lease_owner = ?, available_at = ?, attempts = attempts + 1"
+    " WHERE id IN ({marks}) RETURNING id, event_id, configuration_id, attempts"
+)
+_FINISH_SQLITE = (
+    "UPDATE deliveries SET state = ?, lease_owner = NULL, completed_at = ?"
+    " WHERE id IN ({marks}) AND state = 'pending' RETURNING id"
+)
+_PAYLOADS_SQLITE = "SELECT id, payload FROM events WHERE id IN ({marks})"
+
+
 def _entry_sizes(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
     """The size in bytes of each delivery's entry as stored."""
     raw = bare_sqlite(conn)
@@ -918,17 +934,7 @@ def _entry_sizes(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
             .where(deliveries.c.id.in_(delivery_ids))
         )
         return {id_: int(size or 0) for id_, size in conn.execute(statement)}
-    sizes: dict[int, int] = {}
-    for start in range(0, len(delivery_ids), IDS_PER_QUERY):
-        chunk = delivery_ids[start : start + IDS_PER_QUERY]
-        sizes.update(
-            raw.execute(
-                "SELECT d.id, length(CAST(e.payload AS BLOB)) FROM deliveries d"  # noqa: S608 - placeholders only
-                f" JOIN events e ON e.id = d.event_id WHERE d.id IN ({placeholders(len(chunk))})",
-                chunk,
-            )
-        )
-    return sizes
+    return dict(rows_in(raw, _ENTRY_SIZES_SQLITE, delivery_ids))
 
 
 def _lease(
@@ -950,16 +956,7 @@ def _lease(
             )
         )
         return [tuple(row) for row in conn.execute(statement)]
-    found = []
-    for start in range(0, len(ids), IDS_PER_QUERY):
-        chunk = ids[start : start + IDS_PER_QUERY]
-        found += raw.execute(
-            "UPDATE deliveries SET lease_owner = ?, available_at = ?, attempts = attempts + 1"  # noqa: S608 - placeholders only
-            f" WHERE id IN ({placeholders(len(chunk))})"
-            " RETURNING id, event_id, configuration_id, attempts",
-            (owner, until, *chunk),
-        ).fetchall()
-    return found
+    return rows_in(raw, _LEASE_SQLITE, ids, before=(owner, until))
 
 
 def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: int) -> list[int]:
@@ -973,18 +970,7 @@ def _finish_pending(conn: Connection, ids: list[int], state: DeliveryState, at: 
             .returning(deliveries.c.id)
         )
         return list(conn.execute(statement).scalars())
-    done: list[int] = []
-    for start in range(0, len(ids), IDS_PER_QUERY):
-        chunk = ids[start : start + IDS_PER_QUERY]
-        done += (
-            row[0]
-            for row in raw.execute(
-                "UPDATE deliveries SET state = ?, lease_owner = NULL, completed_at = ?"  # noqa: S608 - placeholders only
-                f" WHERE id IN ({placeholders(len(chunk))}) AND state = 'pending' RETURNING id",
-                (state.value, at, *chunk),
-            )
-        )
-    return done
+    return [row[0] for row in rows_in(raw, _FINISH_SQLITE, ids, before=(state.value, at))]
 
 
 def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, Mapping[str, Any]]:
@@ -995,18 +981,10 @@ def _payloads(conn: Connection, event_ids: set[str]) -> dict[str, Mapping[str, A
             select(events.c.id, events.c.payload).where(events.c.id.in_(event_ids))
         )
         return dict(tuple(row) for row in found)
-    wanted = list(event_ids)
-    payloads: dict[str, Mapping[str, Any]] = {}
-    for start in range(0, len(wanted), IDS_PER_QUERY):
-        chunk = wanted[start : start + IDS_PER_QUERY]
-        rows = raw.execute(
-            f"SELECT id, payload FROM events WHERE id IN ({placeholders(len(chunk))})",  # noqa: S608 - placeholders only
-            chunk,
-        )
-        payloads.update(
-            (event_id, StoredEntry(event_id, payload.encode())) for event_id, payload in rows
-        )
-    return payloads
+    return {
+        event_id: StoredEntry(event_id, payload.encode())
+        for event_id, payload in rows_in(raw, _PAYLOADS_SQLITE, list(event_ids))
+    }
 
 
 def _counted(r: Result) -> Counted:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pushgate.breaker import Breaker
 from pushgate.domain import DeliveryState
-from pushgate.store.database import IDS_PER_QUERY, bare_sqlite, dialect_insert, placeholders
+from pushgate.store.database import bare_sqlite, dialect_insert, rows_in
 from pushgate.store.rollup import add_hours
 from pushgate.store.tables import (
     configuration_health,
@@ -168,8 +168,7 @@ def load_breakers(conn: Connection, ids: Iterable[str], *, lock: bool) -> dict[s
     if not wanted:
         return {}
     raw = bare_sqlite(conn)  # SQLite has nothing to lock: the transaction holds the database
-    if raw is not None and len(wanted) <= IDS_PER_QUERY:
-        rows = raw.execute(_BREAKERS_SQLITE.format(marks=placeholders(len(wanted))), wanted)
+    if raw is not None:
         return {
             cid: Breaker(
                 failures=failures,
@@ -179,7 +178,9 @@ def load_breakers(conn: Connection, ids: Iterable[str], *, lock: bool) -> dict[s
                 since=since,
                 off=bool(off),
             )
-            for cid, failures, opened, paused_until, reason, since, off in rows
+            for cid, failures, opened, paused_until, reason, since, off in rows_in(
+                raw, _BREAKERS_SQLITE, wanted
+            )
         }
     query = (
         select(configuration_health)
@@ -226,9 +227,8 @@ class StatusWriter:
         if not wanted:
             return set()
         raw = bare_sqlite(conn)
-        if raw is not None and len(wanted) <= IDS_PER_QUERY:
-            found = raw.execute(_EXISTING_SQLITE.format(marks=placeholders(len(wanted))), wanted)
-            return {row[0] for row in found}
+        if raw is not None:
+            return {row[0] for row in rows_in(raw, _EXISTING_SQLITE, wanted)}
         query = select(configurations.c.id).where(configurations.c.id.in_(wanted))
         return set(conn.execute(query).scalars())
 
