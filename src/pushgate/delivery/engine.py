@@ -126,12 +126,17 @@ class Engine:
             context = self.context(payload)
             request = integration.build_request(context, config, self.endpoints)
             host = target_host(request.url)
-            send = _masking(self.transport.send, redactor(secrets))
-            extra = await integration.credentials(config, self.endpoints, send, refresh=False)
-            response = await self._send(request, extra, secrets)
-            if response.status == UNAUTHORIZED and extra:
-                extra = await integration.credentials(config, self.endpoints, send, refresh=True)
+            if _fetches_credentials(type(integration)):
+                send = _masking(self.transport.send, redactor(secrets))
+                extra = await integration.credentials(config, self.endpoints, send, refresh=False)
                 response = await self._send(request, extra, secrets)
+                if response.status == UNAUTHORIZED and extra:
+                    extra = await integration.credentials(
+                        config, self.endpoints, send, refresh=True
+                    )
+                    response = await self._send(request, extra, secrets)
+            else:  # most integrations: straight to the transport, one call and await fewer
+                response = _masked(await self.transport.send(request), redactor(secrets))
             integration.classify(response)
         except DeliveryError as error:
             return done(_redacted(error, _redactor(secrets, extra)))
@@ -171,9 +176,17 @@ def target_host(url: str) -> str:
     return f"{host}:{port}" if port is not None else host
 
 
+@functools.cache
+def _fetches_credentials(kind: type[Integration[Any]]) -> bool:
+    """True when the integration overrides `credentials` (the default fetches nothing)."""
+    return kind.credentials is not Integration.credentials
+
+
 def _redactor(secrets: tuple[str, ...], extra: Mapping[str, str]) -> Redactor:
     """The configuration's secrets and the fetched credentials, whole and after their scheme
     (`Bearer <token>`: the token alone may come back too)."""
+    if not extra:
+        return redactor(secrets)
     derived = [part for value in extra.values() for part in (value, value.partition(" ")[2])]
     return redactor(secrets + tuple(part for part in derived if part))
 

@@ -100,9 +100,9 @@ class Transport:
             async with self._client().request(
                 request.method,
                 request.url,
-                headers=dict(request.headers),
+                headers=request.headers,  # aiohttp copies them
                 data=request.body or None,
-                params=list(request.params) or None,
+                params=list(request.params) if request.params else None,
                 **options,
             ) as response:
                 body = await response.content.read(self._body_limit + 1)
