@@ -20,7 +20,6 @@ import functools
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from pushgate.integrations.base import (
     Send,
 )
 from pushgate.masking import Redactor, redactor
+from pushgate.values import value_class
 
 log = structlog.get_logger("pushgate.delivery")
 # The answer that makes fetched credentials count as refused.
@@ -46,7 +46,7 @@ UNAUTHORIZED = 401
 RECENT_CONTEXTS = 512
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Attempt:
     """What one attempt did: its failure (None: it succeeded), the host it went to (host and
     port only: a path or query may carry credentials; None when nothing was sent) and how

@@ -42,6 +42,7 @@ from pushgate.limits import CONFIG_TEXT_LIMIT, check_text, key_path
 from pushgate.masking import SECRET_MASK as SECRET_MASK
 from pushgate.masking import SECRET_MIN_LENGTH as SECRET_MIN_LENGTH
 from pushgate.policy import DEFAULT_STATEMENTS, Statement
+from pushgate.values import value_class
 
 USER_AGENT = "pushgate/0.1 (+https://github.com/pushgate/pushgate)"
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -51,7 +52,7 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class OutboundRequest:
     """One HTTP request an adapter wants sent."""
 
@@ -63,7 +64,7 @@ class OutboundRequest:
     verify_tls: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class InboundResponse:
     """What came back: status, headers and a body capped at the configured size."""
 

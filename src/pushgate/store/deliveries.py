@@ -47,6 +47,7 @@ from pushgate.store.database import (
 from pushgate.store.listener import Listener
 from pushgate.store.status import Counted, StatusWriter, load_breakers, save_breaker
 from pushgate.store.tables import configuration_health, configurations, deliveries, events
+from pushgate.values import value_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ _ENABLED_VERSIONS = select(configurations.c.id, configurations.c.version).where(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Claimed:
     """A delivery leased to a worker, with what it needs to build the request.
 
@@ -124,7 +125,7 @@ class Failure:
     retry_after: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Result:
     """The outcome of one attempt, to be recorded.
 

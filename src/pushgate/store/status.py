@@ -33,6 +33,7 @@ from pushgate.store.tables import (
     deliveries,
     error_log,
 )
+from pushgate.values import value_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class Health:
     pending: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Counted:
     """One attempt's contribution to the status: which configuration, when, and, for a
     failure, the error-log entry."""
