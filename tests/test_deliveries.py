@@ -273,6 +273,9 @@ async def test_held_by_lists_what_a_worker_claimed_and_has_not_recorded(
     held = await store.deliveries.held_by("a")
     assert [(h.delivery_id, h.event_id) for h in held] == [(claimed[2].id, claimed[2].event_id)]
     assert held[0].expires_at == NOW + LEASE_MS
+    # The released one is due at once for anyone, its claim's attempt not counted.
+    again = (await store.deliveries.claim_due(owner="b", now=NOW, limit=3, lease_ms=1)).deliveries
+    assert [(c.id, c.attempt) for c in again] == [(claimed[1].id, claimed[1].attempt)]
 
 
 async def test_a_claim_takes_no_more_entry_bytes_than_asked_but_always_one(

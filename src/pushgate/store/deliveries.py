@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Text, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.breaker import Breaker, BreakerAction, BreakerPolicy, Outcome
@@ -469,7 +469,17 @@ class DeliveryStore:
         self._finish(conn, results, DeliveryState.CANCELLED)
         self._finish(conn, results, DeliveryState.SKIPPED)
         retries = [r for r in results if r.state is DeliveryState.PENDING]
-        if retries:
+        raw = bare_sqlite(conn)
+        if retries and raw is not None:
+            raw.executemany(
+                _RETRY_SQLITE,
+                [
+                    (r.at if r.next_at is None else r.next_at, 1 if r.next_at is None else 0,
+                     r.delivery_id, owner)
+                    for r in retries
+                ],
+            )  # fmt: skip
+        elif retries:
             conn.execute(
                 update(deliveries)
                 .where(
@@ -581,17 +591,21 @@ class DeliveryStore:
         """
         if not delivery_ids:
             return set()
-        renew = (
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(sorted(delivery_ids)),
-                deliveries.c.lease_owner == owner,
-                deliveries.c.state == DeliveryState.PENDING.value,
+        ids, until = sorted(delivery_ids), now + lease_ms
+
+        def work(conn: Connection) -> set[int]:
+            raw = bare_sqlite(conn)
+            if raw is not None:
+                return {row[0] for row in rows_in(raw, _RENEW_SQLITE, ids, before=(until, owner))}
+            renew = (
+                update(deliveries)
+                .where(*_leased(ids, owner))
+                .values(available_at=until)
+                .returning(deliveries.c.id)
             )
-            .values(available_at=now + lease_ms)
-            .returning(deliveries.c.id)
-        )
-        return await self._tx.run(lambda conn: set(conn.execute(renew).scalars()))
+            return set(conn.execute(renew).scalars())
+
+        return await self._tx.run(work)
 
     async def held_by(self, owner: str) -> list[Lease]:
         """The deliveries `owner` holds: claimed and neither recorded nor released."""
@@ -616,16 +630,21 @@ class DeliveryStore:
         configuration): due at once, and the claim's attempt count undone."""
         if not delivery_ids:
             return
-        give_back = (
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(list(delivery_ids)),
-                deliveries.c.lease_owner == owner,
-                deliveries.c.state == DeliveryState.PENDING.value,
+        ids = list(delivery_ids)
+
+        def work(conn: Connection) -> None:
+            raw = bare_sqlite(conn)
+            if raw is not None:
+                rows_in(raw, _RELEASE_SQLITE, ids, before=(now, owner))
+                return
+            give_back = (
+                update(deliveries)
+                .where(*_leased(ids, owner))
+                .values(available_at=now, lease_owner=None, attempts=deliveries.c.attempts - 1)
             )
-            .values(available_at=now, lease_owner=None, attempts=deliveries.c.attempts - 1)
-        )
-        await self._tx.run(lambda conn: conn.execute(give_back))
+            conn.execute(give_back)
+
+        await self._tx.run(work)
 
     async def replay(
         self,
@@ -851,6 +870,15 @@ def _enqueue_sqlite(conn: Connection, batch: Sequence[NewEvent], now: int) -> se
     return new_ids
 
 
+def _leased(ids: Sequence[int], owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of "these deliveries, still pending and leased to `owner`"."""
+    return (
+        deliveries.c.id.in_(ids),
+        deliveries.c.lease_owner == owner,
+        deliveries.c.state == DeliveryState.PENDING.value,
+    )
+
+
 def _take_probe(conn: Connection, configuration_id: str, *, now: int, lease_ms: int) -> bool:
     """Take the probe of a paused configuration whose probe is due: its pause is extended by a
     lease, so that no other claim takes a probe too (and, if this worker dies, the pause ends
@@ -917,6 +945,22 @@ _ENTRY_SIZES_SQLITE = (
 _LEASE_SQLITE = (
     "UPDATE deliveries SET lease_owner = ?, available_at = ?, attempts = attempts + 1"
     " WHERE id IN ({marks}) RETURNING id, event_id, configuration_id, attempts"
+)
+# A retry: due again at its time (or at once, uncharged, when held), if still this owner's.
+_RETRY_SQLITE = (
+    "UPDATE deliveries SET available_at = ?, lease_owner = NULL, attempts = attempts - ?"
+    " WHERE id = ? AND state = 'pending' AND lease_owner = ?"
+)
+# Lease renewals, every few seconds for whatever a worker holds (with a backlog, a thousand
+# rows: 3.6 ms through SQLAlchemy, on the loop every other configuration waits on), and
+# releases.
+_RENEW_SQLITE = (
+    "UPDATE deliveries SET available_at = ?"
+    " WHERE lease_owner = ? AND state = 'pending' AND id IN ({marks}) RETURNING id"
+)
+_RELEASE_SQLITE = (
+    "UPDATE deliveries SET available_at = ?, lease_owner = NULL, attempts = attempts - 1"
+    " WHERE lease_owner = ? AND state = 'pending' AND id IN ({marks})"
 )
 _FINISH_SQLITE = (
     "UPDATE deliveries SET state = ?, lease_owner = NULL, completed_at = ?"

@@ -144,6 +144,14 @@ def _values(breaker: Breaker) -> dict[str, Any]:
 
 def save_breaker(conn: Connection, configuration_id: str, breaker: Breaker) -> None:
     """Write a configuration's breaker (insert or replace)."""
+    raw = bare_sqlite(conn)
+    if raw is not None:
+        raw.execute(
+            _SAVE_BREAKER_SQLITE,
+            (configuration_id, breaker.failures, breaker.opened, breaker.paused_until,
+             breaker.reason, breaker.since, breaker.off),
+        )  # fmt: skip
+        return
     upsert = dialect_insert(conn.dialect.name, configuration_health).values(
         configuration_id=configuration_id, **_values(breaker)
     )
@@ -161,6 +169,25 @@ _BREAKERS_SQLITE = (
     " FROM configuration_health WHERE configuration_id IN ({marks}) ORDER BY configuration_id"
 )
 _EXISTING_SQLITE = "SELECT id FROM configurations WHERE id IN ({marks})"
+# SQLite: what a record writes when attempts fail, on the bare driver too. A receiver that is
+# down makes every attempt a failure, and through SQLAlchemy these five statements were about
+# 40 % of recording sixteen timeouts at once (2.4 ms, while every other configuration waited).
+_SAVE_BREAKER_SQLITE = (
+    "INSERT INTO configuration_health"
+    " (configuration_id, failures, opened, paused_until, reason, since, off)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (configuration_id) DO UPDATE SET"
+    " failures = excluded.failures, opened = excluded.opened,"
+    " paused_until = excluded.paused_until, reason = excluded.reason,"
+    " since = excluded.since, off = excluded.off"
+)
+_ERROR_LOG_SQLITE = (
+    "INSERT INTO error_log (configuration_id, event_id, attempt, timestamp, status_code,"
+    " response_body, error, hint, will_retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TRIM_ERROR_LOG_SQLITE = (
+    "DELETE FROM error_log WHERE configuration_id = ? AND id < (SELECT id FROM error_log"
+    " WHERE configuration_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
 
 
 def load_breakers(conn: Connection, ids: Iterable[str], *, lock: bool) -> dict[str, Breaker]:
@@ -211,6 +238,8 @@ class StatusWriter:
         sees every committed entry and each breaker decision sees the last. NO KEY UPDATE:
         foreign-key checks (ingest inserting deliveries) do not wait for it.
         """
+        if bare_sqlite(conn) is not None:  # nothing to lock: the transaction holds SQLite
+            return self.existing(conn, configuration_ids)
         wanted = sorted(set(configuration_ids))
         if not wanted:
             return set()
@@ -277,23 +306,7 @@ class StatusWriter:
             + [(c.configuration_id, c.at, False, c.duration_ms) for c in failures],
         )
         if failures:
-            conn.execute(
-                error_log.insert(),
-                [
-                    {
-                        "configuration_id": c.configuration_id,
-                        "event_id": c.event_id,
-                        "attempt": c.attempt,
-                        "timestamp": c.at,
-                        "status_code": c.failure.status_code,
-                        "response_body": c.failure.response_body,
-                        "error": c.failure.error,
-                        "hint": c.failure.hint,
-                        "will_retry": c.will_retry,
-                    }
-                    for c in failures
-                ],
-            )
+            self._log_errors(conn, failures)
             self._trim_error_log(conn, {c.configuration_id for c in failures})
 
     def _count_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -312,8 +325,30 @@ class StatusWriter:
             rows,
         )
 
+    @staticmethod
+    def _log_errors(conn: Connection, failures: Sequence[Counted]) -> None:
+        entries = [
+            (c.configuration_id, c.event_id, c.attempt, c.at, c.failure.status_code,
+             c.failure.response_body, c.failure.error, c.failure.hint, c.will_retry)
+            for c in failures
+        ]  # fmt: skip
+        raw = bare_sqlite(conn)
+        if raw is not None:
+            raw.executemany(_ERROR_LOG_SQLITE, entries)
+            return
+        names = ("configuration_id", "event_id", "attempt", "timestamp", "status_code",
+                 "response_body", "error", "hint", "will_retry")  # fmt: skip
+        conn.execute(
+            error_log.insert(), [dict(zip(names, entry, strict=True)) for entry in entries]
+        )
+
     def _trim_error_log(self, conn: Connection, configuration_ids: set[str]) -> None:
+        raw = bare_sqlite(conn)
         for configuration_id in sorted(configuration_ids):
+            if raw is not None:
+                keep = (configuration_id, configuration_id, self._error_log_size - 1)
+                raw.execute(_TRIM_ERROR_LOG_SQLITE, keep)
+                continue
             oldest_kept = (
                 select(error_log.c.id)
                 .where(error_log.c.configuration_id == configuration_id)
