@@ -468,39 +468,7 @@ class DeliveryStore:
         given_up = self._finish(conn, results, DeliveryState.FAILED)
         self._finish(conn, results, DeliveryState.CANCELLED)
         self._finish(conn, results, DeliveryState.SKIPPED)
-        retries = [r for r in results if r.state is DeliveryState.PENDING]
-        raw = bare_sqlite(conn)
-        if retries and raw is not None:
-            raw.executemany(
-                _RETRY_SQLITE,
-                [
-                    (r.at if r.next_at is None else r.next_at, 1 if r.next_at is None else 0,
-                     r.delivery_id, owner)
-                    for r in retries
-                ],
-            )  # fmt: skip
-        elif retries:
-            conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == bindparam("delivery_id"),
-                    deliveries.c.state == DeliveryState.PENDING.value,
-                    deliveries.c.lease_owner == owner,
-                )
-                .values(
-                    available_at=bindparam("next_at"),
-                    lease_owner=None,
-                    attempts=deliveries.c.attempts - bindparam("uncharge"),
-                ),
-                [
-                    {
-                        "delivery_id": r.delivery_id,
-                        "next_at": r.at if r.next_at is None else r.next_at,
-                        "uncharge": 1 if r.next_at is None else 0,
-                    }
-                    for r in retries
-                ],
-            )
+        _reschedule(conn, [r for r in results if r.state is DeliveryState.PENDING], owner)
         # Count only for configurations that still exist (one may be deleted meanwhile).
         failures = [r for r in results if r.failure is not None]
         others = {r.configuration_id for r in succeeded} - locked
@@ -868,6 +836,35 @@ def _enqueue_sqlite(conn: Connection, batch: Sequence[NewEvent], now: int) -> se
         ],
     )
     return new_ids
+
+
+def _reschedule(conn: Connection, retries: Sequence[Result], owner: str) -> None:
+    """Make these deliveries due again at their retry time, or at once and uncharged when the
+    breaker held them (no `next_at`), if `owner` still holds them."""
+    if not retries:
+        return
+    rows = [
+        (r.at if r.next_at is None else r.next_at, 1 if r.next_at is None else 0, r.delivery_id)
+        for r in retries
+    ]
+    raw = bare_sqlite(conn)
+    if raw is not None:
+        raw.executemany(_RETRY_SQLITE, [(*row, owner) for row in rows])
+        return
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("delivery_id"),
+            deliveries.c.state == DeliveryState.PENDING.value,
+            deliveries.c.lease_owner == owner,
+        )
+        .values(
+            available_at=bindparam("next_at"),
+            lease_owner=None,
+            attempts=deliveries.c.attempts - bindparam("uncharge"),
+        ),
+        [{"next_at": at, "uncharge": uncharge, "delivery_id": id_} for at, uncharge, id_ in rows],
+    )
 
 
 def _leased(ids: Sequence[int], owner: str) -> tuple[ColumnElement[bool], ...]:

@@ -180,9 +180,13 @@ _SAVE_BREAKER_SQLITE = (
     " paused_until = excluded.paused_until, reason = excluded.reason,"
     " since = excluded.since, off = excluded.off"
 )
+_ERROR_LOG_COLUMNS = (
+    "configuration_id", "event_id", "attempt", "timestamp", "status_code", "response_body",
+    "error", "hint", "will_retry",
+)  # fmt: skip
 _ERROR_LOG_SQLITE = (
-    "INSERT INTO error_log (configuration_id, event_id, attempt, timestamp, status_code,"
-    " response_body, error, hint, will_retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO error_log ({', '.join(_ERROR_LOG_COLUMNS)})"  # noqa: S608 - column names only
+    f" VALUES ({', '.join('?' * len(_ERROR_LOG_COLUMNS))})"
 )
 _TRIM_ERROR_LOG_SQLITE = (
     "DELETE FROM error_log WHERE configuration_id = ? AND id < (SELECT id FROM error_log"
@@ -336,11 +340,8 @@ class StatusWriter:
         if raw is not None:
             raw.executemany(_ERROR_LOG_SQLITE, entries)
             return
-        names = ("configuration_id", "event_id", "attempt", "timestamp", "status_code",
-                 "response_body", "error", "hint", "will_retry")  # fmt: skip
-        conn.execute(
-            error_log.insert(), [dict(zip(names, entry, strict=True)) for entry in entries]
-        )
+        rows = [dict(zip(_ERROR_LOG_COLUMNS, entry, strict=True)) for entry in entries]
+        conn.execute(error_log.insert(), rows)
 
     def _trim_error_log(self, conn: Connection, configuration_ids: set[str]) -> None:
         raw = bare_sqlite(conn)
